@@ -1,0 +1,51 @@
+"""A DuckDB catalog over the lake's parquet: ``scores``, ``pieces``, ``splits``, ``shards`` ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from musicml.lake import Lake
+
+# view name -> parquet path (relative to the lake root); a view is created only if its file exists
+VIEWS: dict[str, str] = {
+    "scores": "ingest/files.parquet",
+    "pieces": "parsed/pieces.parquet",
+    "notes": "parsed/notes.parquet",
+    "works": "curated/deduped.parquet",
+    "augmented": "curated/augmented.parquet",
+    "splits": "curated/splits.parquet",
+    "shards": "shards/shards.parquet",
+}
+
+
+def refresh(lake: Lake) -> list[str]:
+    """(Re)create the views whose parquet exists; returns the view names."""
+    made = []
+    tmp = lake.catalog_path.with_suffix(".duckdb.tmp")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        for name, rel in VIEWS.items():
+            path = lake.root / rel
+            if path.exists():
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{_sql_str(path)}')")
+                made.append(name)
+    finally:
+        con.close()
+    tmp.replace(lake.catalog_path)
+    return made
+
+
+def _sql_str(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def query(lake: Lake, sql: str) -> list[tuple]:
+    """Run read-only SQL against the catalog."""
+    con = duckdb.connect(str(lake.catalog_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

@@ -1,0 +1,21 @@
+"""MIDI files, read with symusic."""
+
+from __future__ import annotations
+
+import symusic
+
+from musicml.formats.errors import ScoreError
+
+
+def load_midi(data: bytes, source: str) -> symusic.Score:
+    """Parse Standard MIDI File bytes; raises :class:`ScoreError` naming the file and problem."""
+    if len(data) < 14 or data[:4] != b"MThd":
+        head = data[:4]
+        raise ScoreError(source, f"not a Standard MIDI File: header is {head!r}, expected b'MThd'")
+    try:
+        score = symusic.Score.from_midi(data)
+    except Exception as err:  # symusic raises RuntimeError with its own message
+        raise ScoreError(source, f"corrupt MIDI: {err}") from None
+    if score.note_num() == 0:
+        raise ScoreError(source, "MIDI file holds no notes")
+    return score

@@ -1,0 +1,699 @@
+"""MIDI as text: a compact, documented, human-readable serialization of a ``symusic.Score``.
+
+The text form lets one BPE tokenizer and one GPT model MIDI beside alphaTex and ABC. It is
+quantized to a grid, written bar by bar, and every token is separated by whitespace so that a
+byte-level BPE learns each token (and frequent pairs of tokens) as units.
+
+Example (POP909-like, grid 4 = sixteenth notes, 2/4 time)::
+
+    MIDI grid=4 vel=8
+    track t0 program=0 name=MELODY
+    track t1 program=0 name=PIANO
+    track t2 program=0 drum
+    bar ts=2/4 tempo=90
+    t1 @0 v56 C3:8 G3:8 @4 v72 E4:2
+    t2 @0 v104 36:1 42:1 @4 38:1
+    bar @4 tempo=92
+    t0 @0 v88 E5:2 @2 G5:2 @4 A5:4
+    bar
+    bar ts=3/4
+
+Grammar (tokens are separated by any whitespace; the newlines are only for people)::
+
+    document := header bar*
+    header   := "MIDI" option* track*
+    option   := "grid=" INT            grid steps per quarter note (1..480, default 4)
+              | "vel=" INT             velocity bins used by the encoder (informational)
+    track    := "track" TID attr*      declares a track; TID is "t" INT (t0, t1, ...)
+    attr     := "program=" INT         General MIDI program 0..127 (default 0)
+              | "drum"                 a percussion track (MIDI channel 10)
+              | "name=" WORD           track name ([A-Za-z0-9_.+#-], at most 24 characters)
+    bar      := "bar" event* section*
+    event    := "ts=" INT "/" INT      time signature starting at this bar (first bar only or
+                                       on change; a bar lasts num*4*grid/den grid steps)
+              | "@" INT                position inside the bar in grid steps, from 0
+              | "tempo=" NUM           tempo (quarter notes per minute) at the current position
+    section  := TID item*              the notes of one track in this bar
+    item     := "@" INT                position of the following notes (a chord shares one)
+              | "v" INT                velocity 1..127 of the following notes of this track
+              | PITCH ":" INT          a note: pitch and duration in grid steps (>= 1)
+    PITCH    := a note name C-1..G9 with sharps (C4 = 60, A4 = 69; flats are also read) or
+                a MIDI number 0..127 (the encoder writes numbers for drum tracks)
+
+Semantics. Bar ``k`` of a time-signature segment starting at grid step ``S`` starts at
+``S + (k * num * 4 * grid) // den``; a note's onset is its bar's start plus its position. A
+duration may run past the end of the bar. Velocity is written when it changes, and always
+for the first note of a section, so every line stands on its own; a decoder keeps the last
+velocity of a track (64 before any). Empty bars are a bare ``bar``.
+
+Encoding rules (what "quantized to the grid" means):
+
+* onset ``q = floor(t * grid / tpq + 1/2)``, end likewise, duration ``max(1, q_end - q)``;
+* a note with the same track, onset and pitch as another is merged into one (longest
+  duration, loudest velocity); notes before time 0 or outside pitches 0..127 (for example
+  after an overflowing transposition) are left out;
+* velocity ``v`` goes to bin ``v * bins // 128`` and is written as the bin's centre
+  ``(2 * bin + 1) * 64 // bins`` (clamped to 1..127): with 8 bins 8, 24, ..., 120;
+* tempo is rounded to whole QPM; events at the same grid step keep the last one, repeats of
+  the current tempo are dropped; a tempo of 120 is written at the start when the score has
+  none there (the MIDI default);
+* a time signature change that falls inside a bar moves to the next bar line; signatures
+  whose bar is shorter than one grid step, or whose denominator is not a power of two, are
+  ignored; the first bar always states its signature (4/4 when the score has none);
+* tracks without notes are left out; with ``max_tracks`` the tracks with the most notes are
+  kept, in their original order;
+* the text ends with the bar holding the last onset; tempo and time-signature events after
+  it are dropped, as are key signatures, controllers, pedals, pitch bends and lyrics.
+
+``decode`` is tolerant by default: a language model's output with junk tokens, a truncated
+last token or a note outside any track decodes to the valid parts. ``strict=True`` raises
+:class:`MidiTextError` naming the line and column of the first problem, and ``validate``
+lists every problem as ``"line:col: message"``.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+
+import numpy as np
+import symusic
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+__all__ = [
+    "MidiTextError",
+    "decode",
+    "encode",
+    "quantize",
+    "read_grid",
+    "validate",
+    "pitch_name",
+    "velocity_bin_value",
+    "DEFAULT_TEMPO",
+]
+
+DEFAULT_TEMPO = 120
+DEFAULT_VELOCITY = 64
+MAX_STEPS = 1_000_000  # largest position / duration (grid steps) the decoder accepts
+MAX_GRID = 480
+_NAME_RE = re.compile(r"[^A-Za-z0-9_.+#\-]+")
+
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_PITCH_NAMES = [f"{_NOTE_NAMES[p % 12]}{p // 12 - 1}" for p in range(128)]
+_FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": None, "Fb": None}
+
+
+def _pitch_table() -> dict[str, int]:
+    table: dict[str, int] = {}
+    for p in range(128):
+        table[str(p)] = p
+        table[_PITCH_NAMES[p]] = p
+    # flats (Db4 = C#4) and the enharmonic spellings E#, B#, Cb, Fb
+    for octave in range(-1, 10):
+        for i, name in enumerate(_NOTE_NAMES):
+            p = (octave + 1) * 12 + i
+            if "#" in name:
+                flat = _NOTE_NAMES[(i + 1) % 12] + "b"
+                if 0 <= p < 128:
+                    table[f"{flat}{octave}"] = p
+        for name, delta in (("E#", 5), ("B#", 12), ("Cb", -1), ("Fb", 4)):
+            p = (octave + 1) * 12 + delta
+            if 0 <= p < 128:
+                table[f"{name}{octave}"] = p
+    return table
+
+
+_PITCHES = _pitch_table()
+
+
+class MidiTextError(ValueError):
+    """A problem in MIDI text, with the 1-based line and column of the offending token."""
+
+    def __init__(self, message: str, line: int, col: int):
+        super().__init__(f"{line}:{col}: {message}")
+        self.message = message
+        self.line = line
+        self.col = col
+
+
+def pitch_name(pitch: int) -> str:
+    """Name of a MIDI pitch with sharps, C4 = 60 (``pitch_name(61) == "C#4"``)."""
+    return _PITCH_NAMES[pitch]
+
+
+def velocity_bin_value(velocity: int, bins: int = 8) -> int:
+    """The velocity written for ``velocity`` with ``bins`` bins (the bin's centre)."""
+    b = min(bins - 1, max(0, int(velocity)) * bins // 128)
+    return min(127, max(1, (2 * b + 1) * 64 // bins))
+
+
+def _round_steps(ticks: np.ndarray, tpq: int, grid: int) -> np.ndarray:
+    """floor(t * grid / tpq + 1/2) in exact integer arithmetic."""
+    t = ticks.astype(np.int64)
+    return (2 * t * grid + tpq) // (2 * tpq)
+
+
+def _sanitize_name(name: str) -> str:
+    return _NAME_RE.sub("_", name.strip()).strip("_")[:24]
+
+
+def _valid_ts(num: int, den: int, grid: int) -> bool:
+    return 1 <= num <= 128 and 1 <= den <= 128 and den & (den - 1) == 0 and num * 4 * grid >= den
+
+
+def _quantized_notes(track, tpq: int, grid: int, velocity_bins: int):
+    """(onset, duration, pitch, velocity) int64 arrays of one track, quantized and merged."""
+    a = track.notes.numpy()
+    if len(a["time"]) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e, e
+    time = a["time"].astype(np.int64)
+    end = time + np.maximum(a["duration"].astype(np.int64), 0)
+    on = _round_steps(time, tpq, grid)
+    dur = np.maximum(_round_steps(end, tpq, grid) - on, 1)
+    pitch = a["pitch"].astype(np.int64)
+    vel = np.clip(a["velocity"].astype(np.int64), 0, 127)
+    keep = (on >= 0) & (pitch >= 0) & (pitch <= 127)
+    on, dur, pitch, vel = on[keep], dur[keep], pitch[keep], vel[keep]
+    order = np.lexsort((pitch, on))
+    on, dur, pitch, vel = on[order], dur[order], pitch[order], vel[order]
+    if len(on) > 1:
+        same = (on[1:] == on[:-1]) & (pitch[1:] == pitch[:-1])
+        if same.any():
+            starts = np.flatnonzero(np.concatenate(([True], ~same)))
+            dur = np.maximum.reduceat(dur, starts)
+            vel = np.maximum.reduceat(vel, starts)
+            on, pitch = on[starts], pitch[starts]
+    bins = np.minimum(velocity_bins - 1, vel * velocity_bins // 128)
+    vel = np.clip((2 * bins + 1) * 64 // velocity_bins, 1, 127)
+    return on, dur, pitch, vel
+
+
+def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
+    """Time-signature segments (start step, num, den), each starting on a bar line."""
+    segs: list[tuple[int, int, int]] = [(0, 4, 4)]
+    events = sorted(
+        (
+            (int(_round_steps(np.array([ts.time]), tpq, grid)[0]), i, ts.numerator, ts.denominator)
+            for i, ts in enumerate(score.time_signatures)
+        ),
+    )
+    for t, _, num, den in events:
+        if not _valid_ts(num, den, grid):
+            continue
+        start, cnum, cden = segs[-1]
+        t = max(t, start)
+        k = -(-(t - start) * cden // (cnum * 4 * grid))  # ceil
+        boundary = start + (k * cnum * 4 * grid) // cden
+        if boundary == start:
+            segs[-1] = (start, num, den)
+            if len(segs) > 1 and segs[-2][1:] == (num, den):
+                segs.pop()
+        elif (num, den) != (cnum, cden):
+            segs.append((boundary, num, den))
+    return segs
+
+
+def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
+    """Bar starts up to the bar holding ``last_onset``, then that bar's end; bar -> signature."""
+    starts: list[np.ndarray] = []
+    changes: dict[int, tuple[int, int]] = {}
+    n = 0
+    for i, (s, num, den) in enumerate(segs):
+        if s > last_onset:
+            break
+        last = i + 1 == len(segs) or segs[i + 1][0] > last_onset
+        end = last_onset + 1 if last else segs[i + 1][0]
+        per = num * 4 * grid
+        count = max(1, -(-(end - s) * den // per))
+        # the last segment also gets the end of its last bar
+        k = np.arange(count + 1 if last else count, dtype=np.int64)
+        starts.append(s + (k * per) // den)
+        changes[n] = (num, den)
+        n += count
+        if last:
+            break
+    return np.concatenate(starts), changes
+
+
+def _tempo_events(score, tpq: int, grid: int) -> list[tuple[int, int]]:
+    by_step: dict[int, int] = {}
+    for t in score.tempos:
+        step = int(_round_steps(np.array([t.time]), tpq, grid)[0])
+        qpm = float(t.qpm)
+        if not np.isfinite(qpm) or qpm <= 0:
+            continue
+        by_step[step] = max(1, min(999, int(round(qpm))))
+    events: list[tuple[int, int]] = []
+    if 0 not in by_step:
+        events.append((0, DEFAULT_TEMPO))
+    for step in sorted(by_step):
+        q = by_step[step]
+        if events and events[-1][1] == q:
+            continue
+        events.append((step, q))
+    return events
+
+
+def encode(
+    score: Score,
+    *,
+    grid: int = 4,
+    velocity_bins: int = 8,
+    max_tracks: int | None = None,
+    names: bool = True,
+) -> str:
+    """Serialize ``score`` as MIDI text (see the module docstring for the format).
+
+    ``grid`` is the number of grid steps per quarter note (4 = sixteenths, 12 = sixteenth
+    triplets), ``velocity_bins`` the number of velocity levels (1..128), ``max_tracks`` keeps
+    only the tracks with the most notes, ``names`` writes sanitized track names.
+    """
+    if not 1 <= grid <= MAX_GRID:
+        raise ValueError(f"grid must be in 1..{MAX_GRID}, got {grid}")
+    if not 1 <= velocity_bins <= 128:
+        raise ValueError(f"velocity_bins must be in 1..128, got {velocity_bins}")
+    if score.ttype != symusic.TimeUnit.tick:
+        score = score.to("tick")
+    tpq = int(score.tpq)
+
+    tracks = []
+    for tr in score.tracks:
+        notes = _quantized_notes(tr, tpq, grid, velocity_bins)
+        if len(notes[0]):
+            tracks.append((tr, notes))
+    if max_tracks is not None and len(tracks) > max_tracks:
+        ranked = sorted(range(len(tracks)), key=lambda i: (-len(tracks[i][1][0]), i))
+        keep = sorted(ranked[: max(0, max_tracks)])
+        tracks = [tracks[i] for i in keep]
+
+    out = [f"MIDI grid={grid} vel={velocity_bins}"]
+    for i, (tr, _) in enumerate(tracks):
+        decl = f"track t{i} program={int(tr.program) & 0x7F}"
+        if tr.is_drum:
+            decl += " drum"
+        if names:
+            name = _sanitize_name(str(tr.name))
+            if name:
+                decl += f" name={name}"
+        out.append(decl)
+    if not tracks:
+        return "\n".join(out) + "\n"
+
+    last_onset = max(int(n[0][-1]) for _, n in tracks)
+    segs = _segments(score, tpq, grid)
+    bounds, ts_changes = _bar_starts(segs, grid, last_onset)
+    bar_starts = bounds[:-1]
+    n_bars = len(bar_starts)
+    bar_end = int(bounds[-1])
+
+    # conductor tokens per bar
+    bar_events: list[list[str]] = [[] for _ in range(n_bars)]
+    for b, (num, den) in ts_changes.items():
+        bar_events[b].append(f"ts={num}/{den}")
+    for step, qpm in _tempo_events(score, tpq, grid):
+        if step >= bar_end:
+            break
+        b = int(np.searchsorted(bar_starts, step, side="right")) - 1
+        pos = step - int(bar_starts[b])
+        bar_events[b].append(f"tempo={qpm}" if pos == 0 else f"@{pos} tempo={qpm}")
+
+    # all notes, sorted by (bar, track, onset, pitch)
+    on = np.concatenate([n[0] for _, n in tracks])
+    dur = np.concatenate([n[1] for _, n in tracks])
+    pitch = np.concatenate([n[2] for _, n in tracks])
+    vel = np.concatenate([n[3] for _, n in tracks])
+    tid = np.concatenate([np.full(len(n[0]), i, dtype=np.int64) for i, (_, n) in enumerate(tracks)])
+    bar = np.searchsorted(bar_starts, on, side="right") - 1
+    pos = on - bar_starts[bar]
+    order = np.lexsort((pitch, on, tid, bar))
+    bar_l = bar[order].tolist()
+    tid_l = tid[order].tolist()
+    pos_l = pos[order].tolist()
+    dur_l = dur[order].tolist()
+    vel_l = vel[order].tolist()
+    drum_track = [bool(tr.is_drum) for tr, _ in tracks]
+    names_l = [
+        str(p) if drum_track[t] else _PITCH_NAMES[p] for p, t in zip(pitch[order].tolist(), tid_l)
+    ]
+
+    n = len(bar_l)
+    i = 0
+    for b in range(n_bars):
+        ev = bar_events[b]
+        out.append("bar " + " ".join(ev) if ev else "bar")
+        while i < n and bar_l[i] == b:
+            t = tid_l[i]
+            line = [f"t{t}"]
+            cur_pos = -1
+            cur_vel = -1
+            while i < n and bar_l[i] == b and tid_l[i] == t:
+                if pos_l[i] != cur_pos:
+                    cur_pos = pos_l[i]
+                    line.append(f"@{cur_pos}")
+                if vel_l[i] != cur_vel:
+                    cur_vel = vel_l[i]
+                    line.append(f"v{cur_vel}")
+                line.append(f"{names_l[i]}:{dur_l[i]}")
+                i += 1
+            out.append(" ".join(line))
+    return "\n".join(out) + "\n"
+
+
+def read_grid(text: str) -> int:
+    """The grid declared in the header of MIDI text (4 when none), to re-encode alike."""
+    for tok in text[:4096].split():
+        if tok.startswith("grid="):
+            g = _int(tok[5:], 1, MAX_GRID)
+            return 4 if g is None else g
+        if tok in ("bar", "track"):
+            break
+    return 4
+
+
+def quantize(score: Score, *, grid: int = 4, velocity_bins: int = 128) -> Score:
+    """``score`` on the grid (``tpq == grid``) by the encoder's rules, every track kept.
+
+    Notes are rounded and merged as in :func:`encode` (with the default 128 velocity bins the
+    velocities stay as they are); tempo and time-signature times are rounded to the grid.
+    Piano rolls use it so that they agree with the text form note for note.
+    """
+    if not 1 <= grid <= MAX_GRID:
+        raise ValueError(f"grid must be in 1..{MAX_GRID}, got {grid}")
+    if score.ttype != symusic.TimeUnit.tick:
+        score = score.to("tick")
+    tpq = int(score.tpq)
+    out = Score(grid)
+    for ts in score.time_signatures:
+        step = int(_round_steps(np.array([ts.time]), tpq, grid)[0])
+        out.time_signatures.append(TimeSignature(step, ts.numerator, ts.denominator))
+    for t in score.tempos:
+        step = int(_round_steps(np.array([t.time]), tpq, grid)[0])
+        out.tempos.append(Tempo(step, mspq=int(t.mspq)))
+    for tr in score.tracks:
+        on, dur, pitch, vel = _quantized_notes(tr, tpq, grid, velocity_bins)
+        new = Track(str(tr.name), int(tr.program) & 0x7F, bool(tr.is_drum))
+        if len(on):
+            new.notes = Note.from_numpy(
+                on.astype(np.int32),
+                dur.astype(np.int32),
+                pitch.astype(np.int8),
+                vel.astype(np.int8),
+            )
+        out.tracks.append(new)
+    return out
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+class _Problems:
+    def __init__(self, strict: bool, text: str):
+        self.strict = strict
+        self.text = text
+        self.items: list[tuple[int, str]] = []  # (token index, message)
+
+    def add(self, index: int, message: str) -> None:
+        if self.strict:
+            line, col = _locate(self.text, [index])[0]
+            raise MidiTextError(message, line, col)
+        self.items.append((index, message))
+
+
+def _locate(text: str, indices: list[int]) -> list[tuple[int, int]]:
+    """1-based (line, column) of the whitespace-separated tokens with the given indices."""
+    wanted = sorted(set(indices))
+    offsets: dict[int, int] = {}
+    w = 0
+    for k, m in enumerate(re.finditer(r"\S+", text)):
+        if w < len(wanted) and k == wanted[w]:
+            offsets[k] = m.start()
+            w += 1
+            if w == len(wanted):
+                break
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    result = []
+    for idx in indices:
+        off = offsets.get(idx, len(text))
+        ln = bisect_right(line_starts, off) - 1
+        result.append((ln + 1, off - line_starts[ln] + 1))
+    return result
+
+
+def _int(s: str, lo: int, hi: int) -> int | None:
+    if not (s.isascii() and s.isdigit()) or len(s) > 7:
+        return None
+    v = int(s)
+    return v if lo <= v <= hi else None
+
+
+_note_cache: dict[str, tuple[int, int] | None] = {}
+
+
+def _parse_note(tok: str) -> tuple[int, int] | None:
+    r = _note_cache.get(tok, False)
+    if r is not False:
+        return r
+    p, sep, d = tok.partition(":")
+    result = None
+    if sep:
+        pitch = _PITCHES.get(p)
+        dur = _int(d, 1, MAX_STEPS)
+        if pitch is not None and dur is not None:
+            result = (pitch, dur)
+    if len(_note_cache) < 100_000:
+        _note_cache[tok] = result
+    return result
+
+
+def _decode(text: str, strict: bool, tpq: int | None):
+    problems = _Problems(strict, text)
+    toks = text.split()
+    n = len(toks)
+    grid = 4
+    tracks: dict[int, list] = {}  # id -> [name, program, drum, on, dur, pitch, vel]
+    last_vel: dict[int, int] = {}
+    tempos: list[tuple[int, float]] = []
+    sigs: list[tuple[int, int, int]] = []
+    seg_start, seg_num, seg_den, seg_k = 0, 4, 4, -1
+    bar_start = -1  # -1: before the first bar
+    bar_len = 16
+    cur = None  # current track record
+    cur_id = -1
+    pos = 0
+    vel = DEFAULT_VELOCITY
+    ts_allowed = False
+
+    def declare(tid: int) -> list:
+        rec = tracks.get(tid)
+        if rec is None:
+            rec = ["", 0, False, [], [], [], []]
+            tracks[tid] = rec
+        return rec
+
+    i = 0
+    if n and toks[0] == "MIDI":
+        i = 1
+    elif n:
+        problems.add(0, "missing 'MIDI' header")
+    while i < n:
+        tok = toks[i]
+        c = tok[0]
+        if c == "@":
+            p = _int(tok[1:], 0, MAX_STEPS)
+            if p is None:
+                problems.add(i, f"bad position {tok!r}")
+            elif bar_start < 0:
+                problems.add(i, f"position {tok!r} before the first bar")
+            else:
+                if p >= bar_len:
+                    problems.add(i, f"position {tok!r} outside the bar (length {bar_len})")
+                pos = p
+                ts_allowed = False
+            i += 1
+            continue
+        if cur is not None and c != "t" and c != "b":
+            if c == "v" and tok[1:2].isdigit():
+                v = _int(tok[1:], 1, 127)
+                if v is None:
+                    problems.add(i, f"bad velocity {tok!r} (1..127)")
+                else:
+                    vel = v
+                    last_vel[cur_id] = v
+                i += 1
+                continue
+            note = _parse_note(tok)
+            if note is not None:
+                cur[3].append(bar_start + pos)
+                cur[4].append(note[1])
+                cur[5].append(note[0])
+                cur[6].append(vel)
+                i += 1
+                continue
+        if c == "t" and tok[1:2].isdigit():
+            tid = _int(tok[1:], 0, 65535)
+            if tid is None:
+                problems.add(i, f"bad track id {tok!r}")
+                cur = None
+            elif bar_start < 0:
+                problems.add(i, f"track section {tok!r} before the first bar")
+                cur = None
+            else:
+                if tid not in tracks:
+                    problems.add(i, f"undeclared track {tok!r}")
+                cur = declare(tid)
+                cur_id = tid
+                vel = last_vel.get(tid, DEFAULT_VELOCITY)
+                pos = 0
+                ts_allowed = False
+            i += 1
+            continue
+        if tok == "bar":
+            if bar_start < 0:
+                seg_k = 0
+            else:
+                seg_k += 1
+            bar_start = seg_start + (seg_k * seg_num * 4 * grid) // seg_den
+            bar_len = (seg_num * 4 * grid) // seg_den
+            cur = None
+            pos = 0
+            ts_allowed = True
+            i += 1
+            continue
+        if tok.startswith("tempo="):
+            try:
+                q = float(tok[6:])
+            except ValueError:
+                q = float("nan")
+            if not (0 < q <= 10000):
+                problems.add(i, f"bad tempo {tok!r}")
+            elif bar_start < 0:
+                problems.add(i, "tempo before the first bar")
+            else:
+                tempos.append((bar_start + pos, q))
+            i += 1
+            continue
+        if tok.startswith("ts="):
+            num_s, _, den_s = tok[3:].partition("/")
+            num, den = _int(num_s, 1, 128), _int(den_s, 1, 128)
+            if num is None or den is None or not _valid_ts(num, den, grid):
+                problems.add(i, f"bad time signature {tok!r}")
+            elif not ts_allowed:
+                problems.add(i, f"time signature {tok!r} must follow 'bar' directly")
+            else:
+                seg_start, seg_num, seg_den, seg_k = bar_start, num, den, 0
+                bar_len = (num * 4 * grid) // den
+                if sigs and sigs[-1][0] == bar_start:
+                    sigs[-1] = (bar_start, num, den)
+                else:
+                    sigs.append((bar_start, num, den))
+            i += 1
+            continue
+        if tok == "track":
+            tid = None
+            if i + 1 < n and toks[i + 1][:1] == "t":
+                tid = _int(toks[i + 1][1:], 0, 65535)
+            if tid is None:
+                problems.add(i, "'track' must be followed by a track id such as t0")
+                i += 1
+                continue
+            if bar_start >= 0:
+                problems.add(i, "track declared after the first bar")
+            if tid in tracks:
+                problems.add(i + 1, f"track t{tid} declared twice")
+            rec = declare(tid)
+            cur = None
+            i += 2
+            while i < n:
+                a = toks[i]
+                if a.startswith("program="):
+                    prog = _int(a[8:], 0, 127)
+                    if prog is None:
+                        problems.add(i, f"bad program {a!r} (0..127)")
+                    else:
+                        rec[1] = prog
+                elif a == "drum":
+                    rec[2] = True
+                elif a.startswith("name="):
+                    rec[0] = a[5:]
+                else:
+                    break
+                i += 1
+            continue
+        if tok.startswith("grid="):
+            g = _int(tok[5:], 1, MAX_GRID)
+            if g is None:
+                problems.add(i, f"bad grid {tok!r} (1..{MAX_GRID})")
+            elif bar_start >= 0 or tracks:
+                problems.add(i, "grid= must come in the header, before tracks and bars")
+            else:
+                grid = g
+                bar_len = 4 * grid
+            i += 1
+            continue
+        if tok.startswith("vel="):
+            if _int(tok[4:], 1, 128) is None:
+                problems.add(i, f"bad velocity bins {tok!r}")
+            elif bar_start >= 0 or tracks:
+                problems.add(i, "vel= must come in the header, before tracks and bars")
+            i += 1
+            continue
+        # a note or velocity outside a track section, or junk
+        if _parse_note(tok) is not None or (c == "v" and _int(tok[1:], 1, 127) is not None):
+            problems.add(i, f"{tok!r} outside a track section")
+        else:
+            problems.add(i, f"unknown token {tok!r}")
+        i += 1
+    return grid, tracks, tempos, sigs, problems
+
+
+def _build_score(grid: int, tracks, tempos, sigs, tpq: int | None) -> Score:
+    if tpq is None:
+        tpq = grid * -(-480 // grid)
+    if tpq % grid:
+        raise ValueError(f"tpq {tpq} is not a multiple of the grid {grid}")
+    f = tpq // grid
+    score = Score(tpq)
+    for start, num, den in sigs:
+        if start * f < 2**31:
+            score.time_signatures.append(TimeSignature(start * f, num, den))
+    for step, qpm in tempos:
+        if step * f < 2**31:
+            score.tempos.append(Tempo(step * f, qpm=qpm))
+    for tid in sorted(tracks):
+        name, program, drum, on, dur, pitch, vel = tracks[tid]
+        tr = Track(name, program, drum)
+        if on:
+            on_t = np.asarray(on, dtype=np.int64) * f
+            dur_t = np.asarray(dur, dtype=np.int64) * f
+            ok = on_t + dur_t < 2**31  # symusic stores int32 ticks
+            tr.notes = Note.from_numpy(
+                on_t[ok].astype(np.int32),
+                dur_t[ok].astype(np.int32),
+                np.asarray(pitch, dtype=np.int8)[ok],
+                np.asarray(vel, dtype=np.int8)[ok],
+            )
+            tr.notes.sort()
+        score.tracks.append(tr)
+    return score
+
+
+def decode(text: str, *, strict: bool = False, tpq: int | None = None) -> Score:
+    """Parse MIDI text into a ``symusic.Score``.
+
+    Tolerant by default: unknown or malformed tokens are skipped and the valid parts kept.
+    With ``strict=True`` the first problem raises :class:`MidiTextError` (``line``, ``col``).
+    ``tpq`` is the ticks per quarter of the result (default: the smallest multiple of the
+    grid that is at least 480, which is 480 for grids 1-6, 8, 10, 12, 16, ...).
+    """
+    grid, tracks, tempos, sigs, _ = _decode(text, strict, tpq)
+    return _build_score(grid, tracks, tempos, sigs, tpq)
+
+
+def validate(text: str) -> list[str]:
+    """Every problem in ``text`` as ``"line:col: message"``; empty when the text is valid."""
+    *_, problems = _decode(text, False, None)
+    if not problems.items:
+        return []
+    where = _locate(text, [i for i, _ in problems.items])
+    return [f"{ln}:{col}: {msg}" for (ln, col), (_, msg) in zip(where, problems.items)]

@@ -1,0 +1,73 @@
+"""Asset checks: the guarantees the data must keep before a model may train on it."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from musicml import shards
+from musicml.curate.splits import find_leaks
+from pipelines.assets.curation import raw_scores, splits
+from pipelines.assets.tokens import token_shards
+from pipelines.metadata import md_table
+from pipelines.resources import LakeResource
+
+
+@dg.asset_check(asset=splits, blocking=True, description="No work, duplicate or augmented copy straddles splits.")
+def no_split_leak(lake: LakeResource) -> dg.AssetCheckResult:
+    lk = lake.lake()
+    rows = pl.read_parquet(lk.path("curated", "splits.parquet"))
+    by_work = find_leaks(rows)
+    same_text = (
+        rows.group_by("text_hash").agg(pl.col("split").n_unique().alias("n"), pl.col("row_id").first())
+        .filter(pl.col("n") > 1)
+    )
+    unassigned = rows.filter(pl.col("split").is_null())
+    ok = by_work.is_empty() and same_text.is_empty() and unassigned.is_empty()
+    return dg.AssetCheckResult(
+        passed=ok,
+        metadata={
+            "works_in_several_splits": len(by_work),
+            "identical_texts_in_several_splits": len(same_text),
+            "rows_without_split": len(unassigned),
+            "leaks": md_table(by_work.with_columns(pl.col("splits").list.join(","))),
+        },
+    )
+
+
+@dg.asset_check(asset=raw_scores, description="Every file of the drop zone has exactly one row with a status.")
+def every_file_accounted(lake: LakeResource) -> dg.AssetCheckResult:
+    from musicml.ingest import scan
+
+    lk = lake.lake()
+    files = pl.read_parquet(lk.path("ingest", "files.parquet"))
+    on_disk = {p.relative_to(lk.raw_dir).as_posix() for p in scan(lk.raw_dir)}
+    rows = files["path"].to_list()
+    missing, extra = on_disk - set(rows), set(rows) - on_disk
+    dup_rows = len(rows) - len(set(rows))
+    no_reason = files.filter((pl.col("status") != "ingested") & (pl.col("reason") == ""))
+    return dg.AssetCheckResult(
+        passed=not missing and not extra and dup_rows == 0 and no_reason.is_empty(),
+        metadata={"missing": len(missing), "extra": len(extra), "duplicate_rows": dup_rows,
+                  "rejected_without_reason": len(no_reason)},
+    )
+
+
+@dg.asset_check(asset=token_shards, blocking=True, description="Shards match the manifest and every document starts with BOS.")
+def shards_match_manifest(lake: LakeResource) -> dg.AssetCheckResult:
+    import pyarrow.parquet as pq
+
+    lk = lake.lake()
+    shard_dir = lk.path("shards")
+    problems = shards.verify(shard_dir)
+    manifest = shards.read_manifest(shard_dir)
+    bos = manifest["bos_id"]
+    for split in manifest["splits"]:
+        for path in shards.shard_paths(shard_dir, split):
+            col = pq.read_table(path, columns=["tokens"]).column("tokens").to_pylist()
+            bad = sum(1 for t in col if not t or t[0] != bos)
+            if bad:
+                problems.append(f"{path.name} ({split}): {bad} documents do not start with BOS")
+    empty = [s for s in ("train", "valid", "test") if manifest["splits"].get(s, {}).get("tokens", 0) == 0]
+    problems += [f"split {s} holds no tokens" for s in empty]
+    return dg.AssetCheckResult(passed=not problems, metadata={"problems": "\n".join(problems) or "none"})

@@ -1,0 +1,21 @@
+"""The code location: every asset, check, job, sensor and schedule of musicml."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines import checks
+from pipelines.assets import curation, model, tokens
+from pipelines.jobs import data_job, main_job, train_job
+from pipelines.resources import LakeResource, MlflowResource
+from pipelines.sensors import new_scores_sensor, nightly_retrain
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([curation, tokens, model]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    jobs=[main_job, data_job, train_job],
+    sensors=[new_scores_sensor],
+    schedules=[nightly_retrain],
+    resources={"lake": LakeResource(), "mlflow": MlflowResource()},
+    executor=dg.in_process_executor,
+)
