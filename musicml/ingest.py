@@ -22,7 +22,7 @@ from musicml.formats.abc import read_abc
 from musicml.formats.midi import load_midi
 from musicml.formats.text import decode_text
 from musicml.lake import Lake, sha256_bytes, write_parquet
-from musicml.notes import NOTE_SCHEMA, note_table, piece_stats
+from musicml.notes import NOTE_SCHEMA, notes_frame, piece_stats
 
 PARSER_VERSION = "1"
 MAX_PROBLEMS = 20
@@ -274,17 +274,17 @@ def cache_paths(lake: Lake, digest: str) -> tuple[Path, Path]:
 
 
 def _write_cache(lake: Lake, digest: str, rel: str, fmt: str, parsed: ParsedFile) -> None:
-    piece_rows, notes = [], []
+    piece_rows, scores = [], []
     for p in parsed.pieces:
         pid = piece_id(digest, p.index)
         stats = piece_stats(p.score)
         piece_rows.append({"piece_id": pid, "content_hash": digest, "path": rel, "format": fmt,
                            "index": p.index, "line": p.line, "title": p.title, "text": p.text,
                            "text_bytes": len(p.text.encode("utf-8")), **stats})
-        notes.append(note_table(p.score, pid))
+        scores.append((pid, p.score))
     pieces_path, notes_path = cache_paths(lake, digest)
     write_parquet(pieces_path, pl.DataFrame(piece_rows, schema=PIECE_SCHEMA))
-    write_parquet(notes_path, pl.concat(notes) if notes else pl.DataFrame(schema=NOTE_SCHEMA))
+    write_parquet(notes_path, notes_frame(scores))
 
 
 def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

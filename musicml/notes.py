@@ -24,8 +24,8 @@ NOTE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:
-    """Rows of ``NOTE_SCHEMA`` for one score, sorted by onset, pitch, track."""
+def note_arrays(score: symusic.Score) -> dict[str, np.ndarray]:
+    """Columns of ``NOTE_SCHEMA`` (without ``piece_id``) as numpy arrays, unsorted."""
     score = score.resample(tpq=TPQ, min_dur=1) if score.ticks_per_quarter != TPQ else score
     cols: dict[str, list[np.ndarray]] = {k: [] for k in NOTE_SCHEMA if k != "piece_id"}
     for t, track in enumerate(score.tracks):
@@ -40,16 +40,31 @@ def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:
         cols["duration"].append(arr["duration"].astype(np.int64))
         cols["pitch"].append(arr["pitch"].astype(np.int16))
         cols["velocity"].append(arr["velocity"].astype(np.int16))
-    if not cols["pitch"]:
+    dtypes = {"track": np.int16, "program": np.int16, "is_drum": bool, "onset": np.int64,
+              "duration": np.int64, "pitch": np.int16, "velocity": np.int16}
+    return {k: np.concatenate(v) if v else np.zeros(0, dtype=dtypes[k]) for k, v in cols.items()}
+
+
+def notes_frame(scores: list[tuple[str, symusic.Score]]) -> pl.DataFrame:
+    """One sorted note table for many ``(piece_id, score)`` pairs (built in one go: fast)."""
+    parts = [(pid, note_arrays(score)) for pid, score in scores]
+    if not parts or not any(len(a["pitch"]) for _, a in parts):
         return pl.DataFrame(schema=NOTE_SCHEMA)
-    data = {k: np.concatenate(v) for k, v in cols.items()}
-    df = pl.DataFrame(data).with_columns(pl.lit(piece_id).alias("piece_id"))
-    return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["onset", "pitch", "track"])
+    data = {k: np.concatenate([a[k] for _, a in parts]) for k in parts[0][1]}
+    ids = np.repeat(np.array([pid for pid, _ in parts], dtype=object), [len(a["pitch"]) for _, a in parts])
+    df = pl.DataFrame(data).with_columns(pl.Series("piece_id", ids, dtype=pl.String))
+    return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"])
+
+
+def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:
+    """Rows of ``NOTE_SCHEMA`` for one score, sorted by onset, pitch, track."""
+    return notes_frame([(piece_id, score)])
 
 
 def piece_stats(score: symusic.Score) -> dict[str, float | int | str | None]:
     """Summary figures of a score for the pieces table and the UI."""
-    pitches = [n.pitch for t in score.tracks if not t.is_drum for n in t.notes]
+    pitched = [t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum and len(t.notes)]
+    pitches = np.concatenate(pitched) if pitched else np.zeros(0, dtype=np.int16)
     quarters = score.end() / max(score.ticks_per_quarter, 1)
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
     ts = score.time_signatures[0] if len(score.time_signatures) else None
@@ -58,8 +73,8 @@ def piece_stats(score: symusic.Score) -> dict[str, float | int | str | None]:
         "n_tracks": int(sum(1 for t in score.tracks if len(t.notes))),
         "quarters": float(quarters),
         "seconds": float(quarters * 60.0 / tempo) if tempo > 0 else None,
-        "min_pitch": int(min(pitches)) if pitches else None,
-        "max_pitch": int(max(pitches)) if pitches else None,
+        "min_pitch": int(pitches.min()) if len(pitches) else None,
+        "max_pitch": int(pitches.max()) if len(pitches) else None,
         "tempo": tempo,
         "time_signature": f"{ts.numerator}/{ts.denominator}" if ts else "4/4",
     }

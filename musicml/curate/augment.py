@@ -9,7 +9,10 @@ re-encoded from the shifted score.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -36,6 +39,7 @@ class AugmentConfig:
     high: int = 127
     formats: tuple[str, ...] = ("atex", "abc", "midi")
     frets: int = 24
+    workers: int = 0  # processes for transposition; 0: one per CPU
 
     def shifts(self) -> list[int]:
         return [k for k in range(self.min_shift, self.max_shift + 1) if k != 0]
@@ -65,29 +69,53 @@ def allowed_shifts(notes: pl.DataFrame, config: AugmentConfig) -> pl.DataFrame:
 
 def transpose_text(fmt: str, text: str, semitones: int, *, frets: int = 24) -> str | None:
     """``text`` of format ``fmt`` moved by ``semitones``; None when it cannot be (unplayable)."""
+    return transpose_all(fmt, text, [semitones], frets=frets)[semitones]
+
+
+def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) -> dict[int, str | None]:
+    """Every shift of one piece, parsing its text once. Values: text, or None if unplayable."""
+    if not shifts:
+        return {}
     if fmt == "atex":
         from musicml.formats import alphatex
 
         result = alphatex.parse(text)
         if not result.ok:
-            return None
-        moved = alphatex.transpose(result.ast, semitones, frets=frets)
-        return None if moved is None else alphatex.serialize(moved)
+            return dict.fromkeys(shifts)
+        out: dict[int, str | None] = {}
+        for k in shifts:
+            moved = alphatex.transpose(result.ast, k, frets=frets)
+            out[k] = None if moved is None else alphatex.serialize(moved)
+        return out
     if fmt == "abc":
         from musicml.formats.abc import transpose_tune
 
         with captured_native_output():
             score = symusic.Score.from_abc(text)
-        return transpose_tune(text, score, semitones)
+            return {k: transpose_tune(text, score, k) for k in shifts}
     if fmt == "midi":
         from musicml.formats import miditext
 
         score = miditext.decode(text)
-        for track in score.tracks:
-            if not track.is_drum:
-                track.shift_pitch(semitones, inplace=True)
-        return miditext.encode(score)
+        grid = miditext.read_grid(text)
+        out = {}
+        for k in shifts:
+            moved = score.copy()
+            for track in moved.tracks:
+                if not track.is_drum:
+                    track.shift_pitch(k, inplace=True)
+            out[k] = miditext.encode(moved, grid=grid)
+        return out
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _augment_piece(job: tuple[str, str, list[int], int]) -> list[tuple[int, str | None, str | None]]:
+    """``(shift, text or None, error or None)`` for each shift of one piece (runs in a worker)."""
+    fmt, text, shifts, frets = job
+    try:
+        return [(k, t, None) for k, t in transpose_all(fmt, text, shifts, frets=frets).items()]
+    except Exception as err:  # a transposer bug must not lose the original
+        return [(k, None, f"{type(err).__name__}: {err}") for k in shifts]
 
 
 def augment(
@@ -96,32 +124,44 @@ def augment(
     config: AugmentConfig = AugmentConfig(),
     progress: Callable[[int, int], None] | None = None,
 ) -> AugmentResult:
-    """Originals (shift 0) plus every allowed shifted copy of each representative piece."""
+    """Originals (shift 0) plus every allowed shifted copy of each representative piece.
+
+    Pieces are transposed in ``config.workers`` processes when there are many; the output is
+    the same (sorted) whatever the number of workers.
+    """
     reps = representatives.select("piece_id", "work_id", "format", "text").sort("piece_id")
-    plan = reps.join(allowed_shifts(notes, config), on="piece_id", how="left")
-    rows: list[dict] = []
+    plan = reps.join(allowed_shifts(notes, config), on="piece_id", how="left").sort("piece_id")
     counts = {"originals": 0, "shifted": 0, "out_of_range": 0, "unplayable": 0, "failed": 0}
     n_shifts = len(config.shifts())
-    total = len(plan)
-    for i, (pid, wid, fmt, text, shifts) in enumerate(plan.iter_rows()):
+    rows: list[dict] = []
+    jobs = []
+    for pid, wid, fmt, text, shifts in plan.iter_rows():
         rows.append(_aug_row(pid, wid, fmt, 0, text))
         counts["originals"] += 1
-        if fmt in config.formats and n_shifts:
-            shifts = list(shifts or [])
-            counts["out_of_range"] += n_shifts - len(shifts)
-            for k in shifts:
-                try:
-                    moved = transpose_text(fmt, text, k, frets=config.frets)
-                except Exception:  # a transposer bug must not lose the original
+        todo = list(shifts or []) if fmt in config.formats else []
+        if fmt in config.formats:
+            counts["out_of_range"] += n_shifts - len(todo)
+        jobs.append((pid, wid, fmt, (fmt, text, todo, config.frets)))
+    workers = config.workers if config.workers > 0 else (os.cpu_count() or 1)
+    parallel = workers > 1 and len(jobs) >= 64
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
+    try:
+        results = (pool.map(_augment_piece, [j[3] for j in jobs], chunksize=16) if pool
+                   else map(_augment_piece, [j[3] for j in jobs]))
+        for i, ((pid, wid, fmt, _), outcome) in enumerate(zip(jobs, results)):
+            for k, moved, error in outcome:
+                if error is not None:
                     counts["failed"] += 1
-                    continue
-                if moved is None:
+                elif moved is None:
                     counts["unplayable"] += 1
-                    continue
-                rows.append(_aug_row(pid, wid, fmt, k, moved))
-                counts["shifted"] += 1
-        if progress:
-            progress(i + 1, total)
+                else:
+                    rows.append(_aug_row(pid, wid, fmt, k, moved))
+                    counts["shifted"] += 1
+            if progress:
+                progress(i + 1, len(jobs))
+    finally:
+        if pool:
+            pool.shutdown()
     table = pl.DataFrame(rows, schema=AUG_SCHEMA) if rows else pl.DataFrame(schema=AUG_SCHEMA)
     return AugmentResult(table.sort("aug_id"), counts)
 

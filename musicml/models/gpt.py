@@ -1,0 +1,232 @@
+"""GPT, nanochat style: one depth dial, rotary embeddings, QK norm, ReLU² MLP, parameter-free
+RMSNorm, untied embeddings, no biases, optional logit softcap, SDPA attention and a KV cache.
+
+    cfg = GPTConfig.from_depth(4, vocab_size=512, seq_len=256)   # 4 layers, 128 wide, 2 heads
+    model = GPT(cfg); model.init_weights()
+    loss = model(x, y)                        # mean cross-entropy (targets == -1 ignored)
+    logits = model(x)                         # (B, T, vocab)
+    cache = model.new_cache(1, 300); model(prompt, cache=cache); model(next_tok, cache=cache)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    seq_len: int = 1024
+    n_layer: int = 12
+    n_embd: int = 768
+    n_head: int = 6
+    softcap: float = 15.0  # 0 disables the tanh logit cap
+    rope_base: float = 10000.0
+    mlp_ratio: int = 4
+
+    @classmethod
+    def from_depth(cls, depth: int, vocab_size: int, seq_len: int = 1024, *,
+                   aspect_ratio: int = 32, head_dim: int = 64, **overrides) -> GPTConfig:
+        """The single dial: ``n_embd = depth * aspect_ratio`` rounded up to a multiple of
+        ``head_dim``, ``n_head = n_embd / head_dim``. d4 -> 4 x 128 (2 heads), d12 -> 12 x 384."""
+        n_embd = max(head_dim, math.ceil(depth * aspect_ratio / head_dim) * head_dim)
+        return cls(vocab_size=vocab_size, seq_len=seq_len, n_layer=depth, n_embd=n_embd,
+                   n_head=n_embd // head_dim, **overrides)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown GPT config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """RMSNorm without learnable parameters (F.rms_norm's math and eps, written out: faster on
+    CPU, fused by torch.compile on GPU)."""
+    return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + torch.finfo(x.dtype).eps)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of the head dimension. x: (B, T, H, D)."""
+    d = x.shape[-1] // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
+
+
+def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    return freqs.cos()[None, :, None, :], freqs.sin()[None, :, None, :]  # (1, T, 1, D/2)
+
+
+class KVCache:
+    """Preallocated keys/values for every layer: (B, H, max_len, D) each; ``pos`` tokens filled."""
+
+    def __init__(self, n_layer, batch_size, n_head, head_dim, max_len, device, dtype):
+        shape = (n_layer, batch_size, n_head, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.pos = 0
+
+    def reset(self) -> None:
+        self.pos = 0
+
+    def insert(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Store k, v (B, H, T, D) at the current position; return all keys/values so far.
+        The position advances after the last layer has inserted."""
+        t0, t1 = self.pos, self.pos + k.size(2)
+        if t1 > self.max_len:
+            raise RuntimeError(f"KV cache full: {t1} > {self.max_len}")
+        self.k[layer, :, :, t0:t1] = k.to(self.k.dtype)
+        self.v[layer, :, :, t0:t1] = v.to(self.v.dtype)
+        if layer == self.k.size(0) - 1:
+            self.pos = t1
+        return self.k[layer, :, :, :t1].to(k.dtype), self.v[layer, :, :, :t1].to(v.dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer_idx: int):
+        super().__init__()
+        assert cfg.n_embd % cfg.n_head == 0, "n_embd must be a multiple of n_head"
+        self.layer_idx, self.n_head, self.head_dim = layer_idx, cfg.n_head, cfg.head_dim
+        self.c_q = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.c_k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.c_v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+
+    def forward(self, x, cos, sin, cache: KVCache | None):
+        B, T, C = x.shape
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+        k = self.c_k(x).view(B, T, self.n_head, self.head_dim)
+        v = self.c_v(x).view(B, T, self.n_head, self.head_dim)
+        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK norm
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+        if cache is not None:
+            k, v = cache.insert(self.layer_idx, k, v)
+        Tq, Tk = q.size(2), k.size(2)
+        if Tq == Tk:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif Tq == 1:  # one new token attends to everything cached
+            y = F.scaled_dot_product_attention(q, k, v)
+        else:  # a chunk after a cached prefix: full view of the prefix, causal inside the chunk
+            mask = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=False)
+        self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.relu(self.c_fc(x)).square())  # ReLU²
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.attn = CausalSelfAttention(cfg, layer_idx)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cos, sin, cache):
+        x = x + self.attn(norm(x), cos, sin, cache)
+        return x + self.mlp(norm(x))
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the vocabulary, ``-1`` targets ignored. ``reduction="none"`` gives
+    per-token losses shaped like ``targets`` (0 where ignored)."""
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=-1, reduction=reduction)
+    return loss.view(targets.shape) if reduction == "none" else loss
+
+
+class GPT(nn.Module):
+    family = "gpt"
+
+    def __init__(self, cfg: GPTConfig | dict):
+        super().__init__()
+        if isinstance(cfg, dict):
+            cfg = GPTConfig.from_dict(cfg)
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        # Rotary tables cover 4x the training length so cached generation can run past it.
+        self.rotary_len = 4 * cfg.seq_len
+        cos, sin = rotary_tables(self.rotary_len, cfg.head_dim, cfg.rope_base)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        self.init_weights()
+
+    # the context the model was trained for; generate() keeps its window within it
+    @property
+    def context_len(self) -> int:
+        return self.config.seq_len
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """nanochat init: embeddings N(0, 1); linears N(0, 1/sqrt(fan_in) * min(1, sqrt(fan_out/
+        fan_in))); output projections of each block and the lm_head start at zero."""
+        nn.init.normal_(self.wte.weight, std=1.0)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                fan_out, fan_in = module.weight.shape
+                std = 1.0 / math.sqrt(fan_in) * min(1.0, math.sqrt(fan_out / fan_in))
+                nn.init.normal_(module.weight, std=std)
+        for block in self.blocks:
+            nn.init.zeros_(block.attn.c_proj.weight)
+            nn.init.zeros_(block.mlp.c_proj.weight)
+        nn.init.zeros_(self.lm_head.weight)
+
+    def new_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
+        p = self.lm_head.weight
+        cfg = self.config
+        return KVCache(cfg.n_layer, batch_size, cfg.n_head, cfg.head_dim,
+                       min(max_len, self.rotary_len), device or p.device, dtype or p.dtype)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                loss_reduction: str = "mean", cache: KVCache | None = None) -> torch.Tensor:
+        B, T = idx.shape
+        t0 = cache.pos if cache is not None else 0
+        if t0 + T > self.rotary_len:
+            raise ValueError(f"sequence position {t0 + T} exceeds rotary table {self.rotary_len}")
+        cos, sin = self.cos[:, t0:t0 + T], self.sin[:, t0:t0 + T]
+        x = norm(self.wte(idx))
+        for block in self.blocks:
+            x = block(x, cos, sin, cache)
+        logits = self.lm_head(norm(x)).float()
+        if self.config.softcap:
+            cap = self.config.softcap
+            logits = cap * torch.tanh(logits / cap)
+        if targets is None:
+            return logits
+        return lm_loss(logits, targets, loss_reduction)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (forward + backward), nanochat's estimate: 6 x non-embedding
+        parameters + attention 12 x layers x heads x head_dim x seq_len."""
+        cfg = self.config
+        n = self.num_params() - self.wte.weight.numel()
+        return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.seq_len
