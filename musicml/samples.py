@@ -12,12 +12,11 @@ from pathlib import Path
 
 import symusic
 import torch
-from tokenizers import Tokenizer
 
 from musicml.formats.native import captured_native_output
 from musicml.generate import generate
 from musicml.lake import write_json, write_text
-from musicml.tokenizers import bpe
+from musicml.tokenizers import Codec
 
 EXTENSIONS = {"atex": ".atex", "abc": ".abc", "midi": ".miditext"}
 
@@ -77,13 +76,15 @@ def check(fmt: str, text: str, source: str = "<sample>") -> tuple[bool, list[str
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def render(score: symusic.Score, base: Path, title: str) -> dict[str, str]:
-    """MIDI, PNG and WAV files of ``score`` at ``base`` + suffix; returns ``{kind: path}``."""
+def render(score: symusic.Score, base: Path, title: str, *, media: bool = True) -> dict[str, str]:
+    """MIDI (and with ``media``, PNG and WAV) files of ``score`` at ``base`` + suffix."""
     from musicml import render as r
 
     files = {}
     r.write_midi(score, base.with_suffix(".mid"))
     files["midi"] = str(base.with_suffix(".mid"))
+    if not media:
+        return files
     r.render_png(score, base.with_suffix(".png"), title=title)
     files["png"] = str(base.with_suffix(".png"))
     r.render_wav(score, base.with_suffix(".wav"))
@@ -93,7 +94,7 @@ def render(score: symusic.Score, base: Path, title: str) -> dict[str, str]:
 
 def generate_samples(
     model: torch.nn.Module,
-    tok: Tokenizer,
+    codec: Codec,
     formats: Sequence[str],
     out_dir: Path,
     *,
@@ -108,17 +109,17 @@ def generate_samples(
 ) -> list[Sample]:
     """Sample ``per_prompt`` documents for each format's prompts; save and render each."""
     prompts = prompts or DEFAULT_PROMPTS
-    bos = tok.token_to_id(bpe.BOS)
+    bos = codec.bos_id
     out_dir = Path(out_dir)
     samples: list[Sample] = []
     for fmt in formats:
         for p_idx, prompt in enumerate(prompts.get(fmt, [""])):
-            ids = bpe.prompt_ids(tok, fmt, prompt)
+            ids = codec.prompt_ids(fmt, prompt)
             for k in range(per_prompt):
                 new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                top_k=top_k, top_p=top_p, seed=seed + 1000 * p_idx + k, stop_ids=[bos])
                 body = [t for t in new if t != bos]
-                text = prompt + bpe.decode(tok, body)
+                text = prompt + codec.decode(body)
                 name = f"{fmt}_p{p_idx}_{k}"
                 path = out_dir / f"{name}{EXTENSIONS[fmt]}"
                 write_text(path, text)
@@ -126,9 +127,9 @@ def generate_samples(
                     ok, problems, score, musical = check(fmt, text, path.name)
                 sample = Sample(name, fmt, prompt, text, len(body), ok, problems, musical,
                                 score.note_num() if score is not None else 0, {"text": str(path)})
-                if score is not None and score.note_num() and render_audio:
+                if score is not None and score.note_num():
                     try:
-                        sample.files.update(render(score, out_dir / name, f"{fmt} sample {name}"))
+                        sample.files.update(render(score, out_dir / name, f"{fmt} sample {name}", media=render_audio))
                     except Exception as err:  # rendering must not lose the sample itself
                         sample.problems.append(f"render failed: {err}")
                 samples.append(sample)

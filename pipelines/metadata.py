@@ -44,3 +44,19 @@ def image_md(path: Path, alt: str = "") -> dg.MetadataValue:
 
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+
+
+def throttled_progress(context: dg.AssetExecutionContext, what: str, unit: str, every_s: float = 10.0):
+    """A progress callback that logs ``done/total`` with a rate at most every ``every_s`` seconds."""
+    import time
+
+    t0 = last = time.perf_counter()
+
+    def progress(done: int, total: int, *_: Any) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= every_s or done == total:
+            last = now
+            context.log.info(f"{what}: {done}/{total} {unit} ({done / max(now - t0, 1e-9):.1f}/s)")
+
+    return progress

@@ -1,0 +1,148 @@
+"""Tokenizers behind one small interface: byte-level BPE (default) or characters (the baselines').
+
+``train_codec`` trains either kind on the train split's texts; ``load_codec`` reads one back from
+its folder (JSON only). Documents are always ``<|bos|> <|fmt|> text``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from musicml.lake import sha256_bytes, write_json
+from musicml.tokenizers import bpe
+from musicml.tokenizers.char import CharTokenizer
+
+KINDS = ("bpe", "char")
+
+
+class Codec:
+    """What the pipeline needs of a tokenizer, whatever its kind."""
+
+    kind: str
+    info: dict
+
+    def encode_documents(self, formats: Sequence[str], texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def prompt_ids(self, fmt: str, text: str = "") -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def token_bytes(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def bos_id(self) -> int:
+        return int(self.info["bos_id"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.info["vocab_size"])
+
+    @property
+    def digest(self) -> str:
+        return str(self.info["digest"])
+
+    def save(self, directory: Path) -> Path:
+        raise NotImplementedError
+
+
+class BpeCodec(Codec):
+    kind = "bpe"
+
+    def __init__(self, tok, info: bpe.TokenizerInfo):
+        self.tok, self.info = tok, {**asdict(info), "kind": "bpe"}
+
+    def encode_documents(self, formats, texts):
+        return bpe.encode_documents(self.tok, formats, texts)
+
+    def prompt_ids(self, fmt, text=""):
+        return bpe.prompt_ids(self.tok, fmt, text)
+
+    def decode(self, ids):
+        return bpe.decode(self.tok, ids)
+
+    def token_bytes(self):
+        return bpe.token_bytes(self.tok)
+
+    def save(self, directory):
+        paths = bpe.save(self.tok, bpe.TokenizerInfo(**{k: v for k, v in self.info.items() if k != "kind"}), directory)
+        write_json(paths["info"], self.info)
+        return paths["tokenizer"]
+
+
+class CharCodec(Codec):
+    """One token per character; unseen characters map to ``<|unk|>`` (0 bytes, counted)."""
+
+    kind = "char"
+
+    def __init__(self, tok: CharTokenizer, info: dict):
+        self.tok, self.info = tok, info
+
+    def encode_documents(self, formats, texts):
+        fmt_ids = {f: self.tok.special_id(t) for f, t in bpe.FORMAT_TOKENS.items()}
+        return [[self.tok.bos_id, fmt_ids[f], *self.tok.encode(t)] for f, t in zip(formats, texts)]
+
+    def prompt_ids(self, fmt, text=""):
+        return [self.tok.bos_id, self.tok.special_id(bpe.FORMAT_TOKENS[fmt]), *self.tok.encode(text)]
+
+    def decode(self, ids):
+        return self.tok.decode(ids)
+
+    def token_bytes(self):
+        return self.tok.token_bytes()
+
+    def save(self, directory):
+        path = Path(directory) / "tokenizer.json"
+        self.tok.save(path)
+        write_json(Path(directory) / "tokenizer_info.json", self.info)
+        _save_token_bytes(self, Path(directory))
+        return path
+
+
+def _save_token_bytes(codec: Codec, directory: Path) -> None:
+    tmp = directory / "token_bytes.tmp.npy"
+    np.save(tmp, codec.token_bytes(), allow_pickle=False)
+    tmp.replace(directory / "token_bytes.npy")
+
+
+def train_codec(texts: Sequence[str], *, kind: str = "bpe", vocab_size: int = 8192,
+                pretokenizer: str = "music", min_frequency: int = 2) -> Codec:
+    """Train a tokenizer of ``kind`` on ``texts`` (the train split only)."""
+    if kind == "bpe":
+        tok, info = bpe.train_bpe(texts, vocab_size=vocab_size, pretokenizer=pretokenizer,
+                                  min_frequency=min_frequency)
+        return BpeCodec(tok, info)
+    if kind == "char":
+        tok = CharTokenizer.train(list(texts), special_tokens=list(bpe.FORMAT_TOKENS.values()))
+        info = {"kind": "char", "vocab_size": tok.vocab_size, "requested_vocab_size": tok.vocab_size,
+                "bos_id": tok.bos_id, "pretokenizer": "char", "train_docs": len(texts),
+                "train_bytes": sum(len(t.encode("utf-8")) for t in texts),
+                "format_ids": {f: tok.special_id(t) for f, t in bpe.FORMAT_TOKENS.items()}}
+        info["digest"] = sha256_bytes(json.dumps(tok.to_dict(), sort_keys=True).encode())
+        return CharCodec(tok, info)
+    raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {KINDS}")
+
+
+def save_codec(codec: Codec, directory: Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = codec.save(directory)
+    _save_token_bytes(codec, directory)
+    return path
+
+
+def load_codec(directory: Path) -> Codec:
+    directory = Path(directory)
+    info = json.loads((directory / "tokenizer_info.json").read_text())
+    if info.get("kind", "bpe") == "char":
+        return CharCodec(CharTokenizer.load(directory / "tokenizer.json"), info)
+    tok, binfo = bpe.load(directory)
+    return BpeCodec(tok, binfo)

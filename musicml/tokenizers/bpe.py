@@ -159,7 +159,9 @@ def save(tok: Tokenizer, info: TokenizerInfo, directory: Path) -> dict[str, Path
 def load(directory: Path) -> tuple[Tokenizer, TokenizerInfo]:
     directory = Path(directory)
     tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    info = TokenizerInfo(**json.loads((directory / "tokenizer_info.json").read_text()))
+    raw = json.loads((directory / "tokenizer_info.json").read_text())
+    known = set(TokenizerInfo.__dataclass_fields__)
+    info = TokenizerInfo(**{k: v for k, v in raw.items() if k in known})
     return tok, info
 
 

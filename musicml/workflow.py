@@ -1,0 +1,323 @@
+"""The asset graph's steps as plain functions over a lake: usable from a notebook or a script.
+
+Each ``*_step`` reads what the previous step wrote under the lake, writes its own outputs
+atomically, and returns what it did (for Dagster metadata or a script's print). The Dagster
+assets in ``pipelines/`` are thin wrappers over these; ``bench/bench_pipeline.py`` calls them
+directly to measure what Dagster adds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from musicml import catalog, shards, tracking
+from musicml import ingest as ingest_lib
+from musicml.corpus import seed_drop_zone
+from musicml.curate.augment import AugmentConfig, AugmentResult, augment
+from musicml.curate.dedup import DedupResult, deduplicate
+from musicml.curate.splits import SplitConfig, assign_splits
+from musicml.lake import Lake, read_json, write_json, write_parquet
+from musicml.tokenizers import Codec, load_codec, save_codec, train_codec
+
+Progress = Callable[..., None]
+
+
+def ingest_step(lake: Lake, config: ingest_lib.IngestConfig | None = None, *, seed_default_corpus: bool = True,
+                progress: Progress | None = None) -> tuple[ingest_lib.IngestResult, int]:
+    """Seed an empty drop zone (optional), then account for every file; ``(result, seeded files)``."""
+    seeded = seed_drop_zone(lake.raw_dir) if seed_default_corpus else 0
+    out = lake.path("ingest", "files.parquet")
+    previous = pl.read_parquet(out) if out.exists() else None
+    result = ingest_lib.ingest(lake, config, previous, progress)
+    write_parquet(out, result.files)
+    return result, seeded
+
+
+def parse_step(lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pieces and notes of every ingested file, from the parse cache."""
+    files = pl.read_parquet(lake.path("ingest", "files.parquet"))
+    pieces, notes = ingest_lib.load_parsed(lake, files)
+    write_parquet(lake.path("parsed", "pieces.parquet"), pieces)
+    write_parquet(lake.path("parsed", "notes.parquet"), notes)
+    return pieces, notes
+
+
+def dedup_step(lake: Lake) -> DedupResult:
+    pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"))
+    notes = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    result = deduplicate(pieces, notes)
+    write_parquet(lake.path("curated", "deduped.parquet"), result.pieces)
+    return result
+
+
+def augment_step(lake: Lake, config: AugmentConfig = AugmentConfig(), progress: Progress | None = None) -> AugmentResult:
+    pieces = pl.read_parquet(lake.path("curated", "deduped.parquet"))
+    notes = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    result = augment(pieces.filter(pl.col("is_representative")), notes, config, progress)
+    write_parquet(lake.path("curated", "augmented.parquet"), result.table)
+    return result
+
+
+def split_step(lake: Lake, config: SplitConfig = SplitConfig()) -> pl.DataFrame:
+    """One row per augmented copy and per duplicate, each with its work's split; returns a summary."""
+    works = pl.read_parquet(lake.path("curated", "deduped.parquet"))
+    aug = pl.read_parquet(lake.path("curated", "augmented.parquet"))
+    assignment = assign_splits(works["work_id"].to_list(), config)
+    text_hash = pl.col("text").hash(seed=0).alias("text_hash")
+    rows = pl.concat(
+        [
+            aug.select(pl.col("aug_id").alias("row_id"), "piece_id", "work_id", "format", "shift",
+                       pl.lit("augmented").alias("kind"), "text_bytes", text_hash),
+            works.filter(~pl.col("is_representative")).select(
+                pl.col("piece_id").alias("row_id"), "piece_id", "work_id", "format",
+                pl.lit(0, pl.Int8).alias("shift"), pl.format("duplicate:{}", "dup_kind").alias("kind"),
+                "text_bytes", text_hash),
+        ]
+    ).join(assignment.select("work_id", "split"), on="work_id", how="left").sort("row_id")
+    write_parquet(lake.path("curated", "splits.parquet"), rows)
+    return rows.group_by("split").agg(
+        pl.col("work_id").n_unique().alias("works"), pl.len().alias("rows"), pl.col("text_bytes").sum().alias("bytes")
+    ).sort("split")
+
+
+def split_texts(lake: Lake) -> pl.DataFrame:
+    """Augmented rows (originals and shifted copies) with their split and text."""
+    aug = pl.read_parquet(lake.path("curated", "augmented.parquet"))
+    rows = pl.read_parquet(lake.path("curated", "splits.parquet")).filter(pl.col("kind") == "augmented")
+    return aug.join(rows.select(pl.col("row_id").alias("aug_id"), "split"), on="aug_id", how="inner").sort("aug_id")
+
+
+def tokenizer_step(lake: Lake, *, kind: str = "bpe", vocab_size: int = 8192, pretokenizer: str = "music",
+                   min_frequency: int = 2) -> Codec:
+    """Train the tokenizer on the train split only and save it (JSON) under ``tokenizer/``."""
+    train = split_texts(lake).filter(pl.col("split") == "train")
+    codec = train_codec(train["text"].to_list(), kind=kind, vocab_size=vocab_size, pretokenizer=pretokenizer,
+                        min_frequency=min_frequency)
+    save_codec(codec, lake.dir("tokenizer"))
+    return codec
+
+
+def shards_step(lake: Lake, *, tokens_per_shard: int = 2_000_000, augment_eval_splits: bool = False,
+                seed: int = 0) -> dict:
+    """Tokenize every document into per-split parquet shards, write the manifest and the catalog."""
+    codec = load_codec(lake.path("tokenizer"))
+    rows = split_texts(lake)
+    if not augment_eval_splits:
+        rows = rows.filter((pl.col("split") == "train") | (pl.col("shift") == 0))
+    ids = codec.encode_documents(rows["format"].to_list(), rows["text"].to_list())
+    docs: dict[str, list[shards.Doc]] = {"train": [], "valid": [], "test": []}
+    for (aug_id, work_id, fmt, shift, split), toks in zip(
+        rows.select("aug_id", "work_id", "format", "shift", "split").iter_rows(), ids
+    ):
+        docs[split].append(shards.Doc(aug_id, work_id, fmt, shift, toks))
+    shard_dir = lake.dir("shards")
+    manifest = shards.write_shards(
+        docs, shard_dir, tokens_per_shard=tokens_per_shard, seed=seed,
+        extra={"formats": sorted(set(rows.filter(pl.col("split") == "train")["format"].to_list())),
+               "tokenizer_digest": codec.digest, "vocab_size": codec.vocab_size, "bos_id": codec.bos_id,
+               "bytes": {s: int(rows.filter(pl.col("split") == s)["text_bytes"].sum()) for s in docs}},
+    )
+    table = pl.DataFrame(
+        [{"split": s, **e} for s, v in manifest["splits"].items() for e in v["shards"]],
+        schema={"split": pl.String, "file": pl.String, "rows": pl.Int64, "tokens": pl.Int64, "sha256": pl.String},
+    )
+    write_parquet(shard_dir / "shards.parquet", table)
+    manifest["catalog_views"] = catalog.refresh(lake)
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# training, evaluation, samples
+
+
+def run_name(cfg, data_digest: str) -> str:
+    """Folder name of a training run: same data and config (time budget aside) → same run, resumable."""
+    key = {k: v for k, v in cfg.to_dict().items() if k != "time_budget_s"}
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg.family}-{data_digest[:8]}-{h}"
+
+
+@dataclass
+class TrainingRun:
+    """Where a training run lives and what it produced."""
+
+    name: str
+    run_dir: Path
+    mlflow_run_id: str
+    result: dict = field(default_factory=dict)
+    checkpoint: str = ""
+
+
+Launcher = Callable[..., dict]
+
+
+def inprocess_launcher(log: Callable[[int, dict], None] | None = None) -> Launcher:
+    """Train in this process; ``log`` also receives every metrics dict."""
+
+    def launch(cfg, shard_dir: Path, run_dir: Path, bos_id: int, token_bytes: Path, uri: str, run_id: str) -> dict:
+        from musicml.train import train
+
+        logger = tracking.MetricsLogger(uri, run_id)
+
+        def both(step: int, metrics: dict) -> None:
+            logger(step, metrics)
+            if log:
+                log(step, metrics)
+
+        result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
+                       token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
+        logger.flush()
+        return result.to_dict()
+
+    return launch
+
+
+def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | None = None,
+               experiment: str = tracking.DEFAULT_EXPERIMENT, launcher: Launcher | None = None,
+               fresh: bool = False) -> TrainingRun:
+    """Train on the current shards with one MLflow run (resumed if this exact run was cut off)."""
+    shard_dir = lake.path("shards")
+    manifest = shards.read_manifest(shard_dir)
+    codec = load_codec(lake.path("tokenizer"))
+    name = run_name(cfg, manifest["digest"])
+    run_dir = lake.path("models", name)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "run.json"
+    state = read_json(state_path) if state_path.exists() else {}
+    all_tags = {"data_digest": manifest["digest"], "tokenizer_digest": codec.digest, "family": cfg.family,
+                "musicml.run_dir": str(run_dir), **(tags or {})}
+    run_id = tracking.start_or_resume_run(tracking_uri, run_id=state.get("mlflow_run_id"), run_name=name,
+                                          tags=all_tags, experiment=experiment)
+    state.update({"mlflow_run_id": run_id, "name": name})
+    write_json(state_path, state)
+    mcfg = cfg.model_config(codec.vocab_size)
+    tracking.log_params(tracking_uri, run_id, {
+        **{f"train.{k}": v for k, v in cfg.to_dict().items()},
+        **{f"model.{k}": v for k, v in mcfg.items() if not isinstance(v, dict)},
+        "vocab_size": codec.vocab_size, "tokenizer": codec.kind, "pretokenizer": codec.info["pretokenizer"],
+        "data_digest": manifest["digest"], "train_tokens": manifest["splits"]["train"]["tokens"],
+    })
+    if not state.get("dataset_logged"):
+        tracking.log_dataset(tracking_uri, run_id, manifest, shard_dir)
+        tracking.log_artifacts(tracking_uri, run_id, [lake.path("tokenizer", "tokenizer.json"),
+                                                      lake.path("tokenizer", "tokenizer_info.json"),
+                                                      shard_dir / "manifest.json"], "data")
+        state["dataset_logged"] = True
+        write_json(state_path, state)
+    launch = launcher or inprocess_launcher()
+    try:
+        result = launch(cfg, shard_dir, run_dir, codec.bos_id, lake.path("tokenizer", "token_bytes.npy"),
+                        tracking_uri, run_id)
+    except BaseException:
+        tracking.end_run(tracking_uri, run_id, "KILLED")  # resumable: checkpoints stay in run_dir
+        raise
+    tracking.log_artifacts(tracking_uri, run_id, [Path(result["checkpoint"])], "checkpoints")
+    tracking.end_run(tracking_uri, run_id)
+    record = {**state, "checkpoint": result["checkpoint"], "result": result, "train_config": cfg.to_dict(),
+              "run_dir": str(run_dir), "data_digest": manifest["digest"]}
+    write_json(state_path, record)
+    write_json(lake.path("models", "latest.json"), record)
+    loss_curve(tracking_uri, run_id, run_dir / "loss_curve.png")
+    return TrainingRun(name, run_dir, run_id, result, result["checkpoint"])
+
+
+def latest_run(lake: Lake) -> dict:
+    """The record of the last finished training (``models/latest.json``)."""
+    return read_json(lake.path("models", "latest.json"))
+
+
+def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
+    """A PNG of train loss and val bpb from the MLflow run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = tracking.client(uri)
+    loss = c.get_metric_history(run_id, "train_loss")
+    val = c.get_metric_history(run_id, "val_bpb")
+    if not loss:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+    ax.plot([m.step for m in loss], [m.value for m in loss], label="train loss (nats/token)", lw=1)
+    if val:
+        ax.plot([m.step for m in val], [m.value for m in val], "o-", label="val bits/byte", lw=1)
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def evaluate_step(lake: Lake, *, tracking_uri: str, max_tokens: int | None = 2**18, batch_size: int = 8,
+                  validity_samples: int = 8, max_new_tokens: int = 384, device: str = "auto") -> dict[str, float]:
+    """val/test bits-per-byte and their unigram baselines, plus validity rates of generated text."""
+    from musicml import samples as samples_lib
+    from musicml.checkpoint import load_model
+    from musicml.device import pick_device
+    from musicml.evaluate import bits_per_byte, unigram_bpb
+
+    run = latest_run(lake)
+    dev = pick_device(device)
+    model, _ = load_model(run["checkpoint"], device=dev)
+    codec = load_codec(lake.path("tokenizer"))
+    tb = codec.token_bytes()
+    shard_dir = lake.path("shards")
+    seq_len = int(run["train_config"]["seq_len"])
+    train_paths = shards.shard_paths(shard_dir, "train")
+    metrics: dict[str, float] = {}
+    for split, key in (("valid", "val"), ("test", "test")):
+        paths = shards.shard_paths(shard_dir, split)
+        metrics[f"{key}_bpb"] = bits_per_byte(model, paths, tb, seq_len=seq_len, batch_size=batch_size,
+                                              max_tokens=max_tokens, device=dev)
+        metrics[f"unigram_{key}_bpb"] = unigram_bpb(train_paths, paths, tb)
+    formats = shards.read_manifest(shard_dir).get("formats") or ["abc"]
+    if validity_samples:
+        generated = samples_lib.generate_samples(
+            model, codec, formats, Path(run["run_dir"]) / "validity", prompts={f: [""] for f in formats},
+            per_prompt=validity_samples, max_new_tokens=max_new_tokens, render_audio=False)
+        metrics.update(samples_lib.summarize(generated))
+    tracking.log_metrics(tracking_uri, run["mlflow_run_id"], metrics, step=int(run["result"]["steps"]))
+    valid_midi = [Path(run["run_dir"]) / "validity"]
+    if validity_samples:
+        tracking.log_artifacts(tracking_uri, run["mlflow_run_id"], valid_midi, "validity_samples")
+    write_json(Path(run["run_dir"]) / "evaluation.json", metrics)
+    return metrics
+
+
+def samples_step(lake: Lake, *, tracking_uri: str, per_prompt: int = 2, max_new_tokens: int = 512,
+                 temperature: float = 0.9, top_k: int | None = 50, top_p: float | None = None, seed: int = 0,
+                 device: str = "auto"):
+    """Generate, save, render and log samples for every format the model trained on."""
+    from musicml import samples as samples_lib
+    from musicml.checkpoint import load_model
+    from musicml.device import pick_device
+
+    run = latest_run(lake)
+    model, _ = load_model(run["checkpoint"], device=pick_device(device))
+    codec = load_codec(lake.path("tokenizer"))
+    formats = shards.read_manifest(lake.path("shards")).get("formats") or ["abc"]
+    out_dir = Path(run["run_dir"]) / "samples"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    generated = samples_lib.generate_samples(
+        model, codec, formats, out_dir, per_prompt=per_prompt, max_new_tokens=max_new_tokens,
+        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    tracking.log_artifacts(tracking_uri, run["mlflow_run_id"], [out_dir], "samples")
+    summary = samples_lib.summarize(generated)
+    tracking.log_metrics(tracking_uri, run["mlflow_run_id"], {f"samples_{k}": v for k, v in summary.items()},
+                         step=int(run["result"]["steps"]))
+    return generated, summary, out_dir, run

@@ -1,0 +1,89 @@
+"""Property tests: mutated corpus files and random text never crash the parser (only diagnostics)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from conftest import corpus_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from musicml.formats.alphatex import parse, serialize, to_score, validate
+from musicml.formats.alphatex.ast import Score
+
+_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@lru_cache(maxsize=1)
+def _samples() -> tuple[str, ...]:
+    root = corpus_path("alphatex")
+    files = sorted(root.rglob("*.atex"))
+    # small files of every kind (docs snippets, exporter output) keep examples fast
+    small = [f for f in files if f.stat().st_size < 6000]
+    picked = small[:: max(1, len(small) // 40)]
+    return tuple(f.read_text(encoding="utf-8") for f in picked)
+
+
+def _check(text: str) -> None:
+    r = parse(text, "fuzz")
+    assert isinstance(r.ast, Score)
+    for d in r.diagnostics:
+        assert d.line >= 1 and d.col >= 1
+        assert d.severity in ("error", "warning")
+        assert d.format().startswith("fuzz:")
+    # whatever was recovered serializes, re-parses to the same tree and converts to notes
+    text2 = serialize(r.ast)
+    assert parse(text2).ast == r.ast
+    to_score(r.ast)
+
+
+_ALPHABET = st.sampled_from(list("0123456789.:()|{}*\\\"'/- \n\trxabcdefghstu#\x00é"))
+
+
+@st.composite
+def mutated(draw):
+    samples = _samples()
+    text = draw(st.sampled_from(samples))
+    kind = draw(st.sampled_from(["flip", "delete", "insert", "truncate", "splice"]))
+    n = len(text)
+    if n == 0:
+        return text
+    i = draw(st.integers(0, n - 1))
+    if kind == "flip":
+        ch = draw(_ALPHABET)
+        return text[:i] + ch + text[i + 1 :]
+    if kind == "delete":
+        j = draw(st.integers(i, min(n, i + 40)))
+        return text[:i] + text[j:]
+    if kind == "insert":
+        ins = draw(st.text(_ALPHABET, max_size=12))
+        return text[:i] + ins + text[i:]
+    if kind == "truncate":
+        return text[:i]
+    other = draw(st.sampled_from(samples))
+    j = draw(st.integers(0, max(0, len(other) - 1)))
+    return text[:i] + other[j:]
+
+
+@_SETTINGS
+@given(mutated())
+def test_mutated_corpus_files_never_crash(text):
+    _check(text)
+
+
+@_SETTINGS
+@given(st.text(_ALPHABET, max_size=200))
+def test_random_text_never_crashes(text):
+    _check(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_decoded_never_crash(data):
+    text = data.decode("utf-8", errors="replace")
+    _check(text)
+    validate(text, "fuzz")
