@@ -160,6 +160,8 @@ def scan(raw_dir: Path) -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(raw_dir, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # symlinked folders are not followed but still get a (rejected) row
+        out.extend(Path(dirpath) / d for d in dirnames if (Path(dirpath) / d).is_symlink())
         out.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     return sorted(out, key=lambda p: p.relative_to(raw_dir).as_posix())
 
@@ -189,7 +191,7 @@ def ingest(
         row = _ingest_one(lake, path, rel, config, known, first_path)
         if row.pop("_parsed", False):
             parsed += 1
-        elif row["status"] != "rejected" or row["content_hash"] in known:
+        elif row["status"] != "duplicate" and row["content_hash"] in known:
             reused += 1
         rows.append(row)
         if progress:
@@ -224,6 +226,8 @@ def _ingest_one(
             target = path.resolve()
             if lake.raw_dir not in target.parents:
                 return _row(rel, fmt, 0, None, "rejected", f"{rel}: symbolic link pointing outside the drop zone ({target})")
+            if target.is_dir():
+                return _row(rel, fmt, 0, None, "rejected", f"{rel}: symbolic link to a folder (not followed)")
         size = path.stat().st_size
         if fmt is None or fmt not in config.formats:
             accepted = ", ".join(sorted(e for e, f in _extensions().items() if f in config.formats))
@@ -240,10 +244,12 @@ def _ingest_one(
     if digest in known:
         prev = known[digest]
         reason = prev["reason"] if prev["status"] == "rejected" else ""
-        if reason and prev["path"] != rel:
-            reason = reason.replace(prev["path"], rel, 1)
+        problems = list(prev["problems"] or [])
+        if prev["path"] != rel:  # the same bytes under a new name: messages name the new file
+            reason = reason.replace(prev["path"], rel)
+            problems = [p.replace(prev["path"], rel) for p in problems]
         return _row(rel, fmt, size, digest, prev["status"], reason, encoding=prev["encoding"],
-                    n_pieces=prev["n_pieces"], problems=list(prev["problems"] or []))
+                    n_pieces=prev["n_pieces"], problems=problems)
     try:
         parsed = parse_bytes(data, fmt, rel, config)
     except ScoreError as err:

@@ -16,13 +16,23 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def client(tracking_uri: str) -> MlflowClient:
-    mlflow.set_tracking_uri(tracking_uri)
+    """A client bound to ``tracking_uri`` (no process-global MLflow state is touched)."""
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """For a sqlite store, artifacts go beside the database (``<lake>/mlartifacts``), not ./mlruns."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
 
 
 def experiment_id(c: MlflowClient, name: str = DEFAULT_EXPERIMENT) -> str:
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp else c.create_experiment(name)
+    if exp:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=artifact_location(c.tracking_uri))
 
 
 def start_or_resume_run(
@@ -109,10 +119,11 @@ def log_dataset(tracking_uri: str, run_id: str, manifest: dict, source: Path, na
         for split, info in sorted(manifest["splits"].items())
         for e in info["shards"]
     ]
+    from mlflow.entities import DatasetInput, InputTag
+
     ds = from_pandas(pd.DataFrame(rows), source=str(source), name=name, digest=manifest["digest"][:16])
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(ds, context="training")
+    entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+    client(tracking_uri).log_inputs(run_id, datasets=[entity])
 
 
 def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:

@@ -60,6 +60,7 @@ class TrainConfig:
     total_batch_tokens: int | None = None  # global tokens per step; None: one micro-batch/rank
     max_steps: int = 1000
     time_budget_s: float | None = None  # wall-clock cap of this invocation (checkpoints, stops)
+    lr_schedule: str = "steps"  # steps: warmdown over max_steps; time: over time_budget_s
     lr: float = 3e-3  # AdamW lr of non-GPT families
     matrix_lr: float = 0.02  # GPT: Muon lr of block matrices
     embedding_lr: float = 0.2  # GPT: AdamW lr of the token embedding
@@ -277,8 +278,13 @@ def train(cfg: TrainConfig, shard_dir: str | Path, out_dir: str | Path, *, bos_i
         if counts[1].item() > 0:
             break
         n_targets = counts[0].item()
-        lrm = lr_multiplier(step, cfg.max_steps, cfg.warmup_steps, cfg.warmdown_frac,
-                            cfg.final_lr_frac)
+        if cfg.lr_schedule == "time" and cfg.time_budget_s:
+            # warmdown over the wall-clock budget: equal-time comparisons end their schedule too
+            frac = min((time.time() - run_start) / cfg.time_budget_s, 1.0)
+            lrm = lr_multiplier(round(frac * 10_000), 10_000, 0, cfg.warmdown_frac, cfg.final_lr_frac)
+        else:
+            lrm = lr_multiplier(step, cfg.max_steps, cfg.warmup_steps, cfg.warmdown_frac,
+                                cfg.final_lr_frac)
         set_lr(optimizers, lrm, step)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         for i, (x, y, _) in enumerate(micro):

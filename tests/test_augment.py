@@ -7,7 +7,14 @@ import pytest
 import symusic
 from conftest import corpus_path
 
-from musicml.curate.augment import AUG_SCHEMA, AugmentConfig, allowed_shifts, augment, transpose_all, transpose_text
+from musicml.curate.augment import (
+    AUG_SCHEMA,
+    AugmentConfig,
+    allowed_shifts,
+    augment,
+    transpose_all,
+    transpose_text,
+)
 from musicml.formats import miditext
 from musicml.formats.native import captured_native_output
 from musicml.notes import NOTE_SCHEMA, note_table

@@ -11,7 +11,14 @@ import symusic
 from conftest import corpus_path
 
 from musicml.formats import EXTENSIONS, FORMATS, ScoreError, detect_format
-from musicml.formats.abc import Tune, parse_tune, read_abc, shift_key_signatures, split_tunes, transpose_tune
+from musicml.formats.abc import (
+    Tune,
+    parse_tune,
+    read_abc,
+    shift_key_signatures,
+    split_tunes,
+    transpose_tune,
+)
 from musicml.formats.midi import load_midi
 from musicml.formats.native import captured_native_output
 from musicml.formats.text import decode_text
@@ -147,11 +154,6 @@ def test_load_midi_short_file_is_rejected() -> None:
         load_midi(b"MThd", "short.mid")
 
 
-@pytest.mark.xfail(
-    reason="BUG: musicml/formats/midi.py:12-14 reports a truncated header that starts with MThd as "
-    "\"header is b'MThd', expected b'MThd'\" (self-contradictory); a short file should say it is truncated",
-    strict=True,
-)
 def test_load_midi_short_file_reason_is_not_self_contradictory() -> None:
     with pytest.raises(ScoreError) as info:
         load_midi(b"MThd\x00\x00\x00\x06", "short.mid")
@@ -189,10 +191,17 @@ def test_split_tunes_lines_titles_and_text() -> None:
     assert [t.title for t in tunes] == ["First", "Second", ""]
     assert tunes[0].text == "X:1\nT:First\nM:4/4\nL:1/8\nK:G\nGABc dedB|"  # trailing blanks stripped
     assert tunes[2].text == "X:3\nK:C\nCDEF GABc|"
-    # the header before the first X: belongs to no tune
+    # informational fields of the file header belong to no tune
     assert all("H:file header" not in t.text for t in tunes)
     for t in tunes:  # each tune's first line sits at its line number in the file
         assert MULTI.split("\n")[t.line - 1] == t.text.split("\n")[0]
+
+
+def test_split_tunes_copies_musical_file_header_fields() -> None:
+    text = "%abc-2.1\nL:1/16\nM:3/4\nH:history\n\nX:1\nT:a\nK:C\nCDEF|\n\nX:2\nT:b\nK:G\nGABc|\n"
+    tunes = split_tunes(text)
+    assert [t.text.split("\n")[:3] for t in tunes] == [["X:1", "L:1/16", "M:3/4"], ["X:2", "L:1/16", "M:3/4"]]
+    assert all("H:history" not in t.text for t in tunes)
 
 
 def test_split_tunes_crlf_and_no_x_header() -> None:

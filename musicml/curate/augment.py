@@ -3,8 +3,9 @@
 Which shifts a piece allows is decided with polars on the note table (pitched notes must stay
 inside ``[low, high]``, the MIDI range by default; drums never move). The text of a shifted copy
 is written by the format's own transposer: alphaTex re-fingers notes on the fretboard (a shift
-that cannot be played is skipped and counted), ABC is re-spelled in the shifted key, MIDI text is
-re-encoded from the shifted score.
+that cannot be played is skipped and counted), ABC is re-spelled in the shifted key (by the text
+transposer; symusic's notes and midi2abc for the rare tune it declines), MIDI text is re-encoded
+from the shifted score.
 """
 
 from __future__ import annotations
@@ -89,10 +90,15 @@ def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) ->
         return out
     if fmt == "abc":
         from musicml.formats.abc import transpose_tune
+        from musicml.formats.abc_transpose import transpose_abc
 
-        with captured_native_output():
-            score = symusic.Score.from_abc(text)
-            return {k: transpose_tune(text, score, k) for k in shifts}
+        out = {k: transpose_abc(text, k) for k in shifts}
+        missing = [k for k, moved in out.items() if moved is None]
+        if missing:  # constructs the text transposer declines: re-spell via notes (slower)
+            with captured_native_output():
+                score = symusic.Score.from_abc(text)
+                out.update({k: transpose_tune(text, score, k) for k in missing})
+        return out
     if fmt == "midi":
         from musicml.formats import miditext
 

@@ -46,11 +46,16 @@ def assign_splits(work_ids: list[str], config: SplitConfig = SplitConfig()) -> p
         .otherwise(pl.lit("train")).alias("split")
     ).sort("u")
     n = len(df)
-    need = {"valid": min(config.min_valid_works, n), "test": min(config.min_test_works, max(n - config.min_valid_works, 0))}
     splits = df["split"].to_list()
-    for name in ("valid", "test"):
-        missing = need[name] - splits.count(name)
-        for i in range(n):  # lowest-u train works move first: deterministic
+    # train keeps at least one work; then valid, then test get their minimums (deterministic:
+    # the works nearest the cuts move)
+    if n and "train" not in splits:
+        splits[-1] = "train"  # highest u
+    need_valid = min(config.min_valid_works, max(n - 1, 0))
+    need_test = min(config.min_test_works, max(n - 1 - need_valid, 0))
+    for name, need in (("valid", need_valid), ("test", need_test)):
+        missing = need - splits.count(name)
+        for i in range(n):  # lowest-u train works move first
             if missing <= 0:
                 break
             if splits[i] == "train" and splits.count("train") > 1:

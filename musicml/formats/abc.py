@@ -33,6 +33,9 @@ def split_tunes(text: str) -> list[Tune]:
     if not starts:
         starts = [0]
     header = text[: starts[0]] if starts[0] > 0 else ""
+    # ABC 2.1 §2.2.2: musical fields of the file header (unit length, metre, tempo, directives)
+    # apply to every tune; they are copied in after X: so each tune parses on its own.
+    shared = [line.rstrip() for line in header.split("\n") if re.match(r"^([LMQIU]:|%%)", line)]
     tunes = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
@@ -41,9 +44,10 @@ def split_tunes(text: str) -> list[Tune]:
         if not body.strip():
             continue
         line = text.count("\n", 0, start) + 1
+        if shared and _TUNE_START.match(body):
+            x_line, _, rest = body.partition("\n")
+            body = "\n".join([x_line, *shared, rest]) if rest else "\n".join([x_line, *shared])
         tunes.append(Tune(index=len(tunes), line=line, text=body, title=_title(body)))
-    if header.strip() and tunes and not _TUNE_START.match(tunes[0].text):
-        tunes[0].text = header.strip("\n") + "\n" + tunes[0].text
     return tunes
 
 

@@ -9,9 +9,10 @@ from musicml.formats.errors import ScoreError
 
 def load_midi(data: bytes, source: str) -> symusic.Score:
     """Parse Standard MIDI File bytes; raises :class:`ScoreError` naming the file and problem."""
-    if len(data) < 14 or data[:4] != b"MThd":
-        head = data[:4]
-        raise ScoreError(source, f"not a Standard MIDI File: header is {head!r}, expected b'MThd'")
+    if data[:4] != b"MThd":
+        raise ScoreError(source, f"not a Standard MIDI File: header is {data[:4]!r}, expected b'MThd'")
+    if len(data) < 14:
+        raise ScoreError(source, f"truncated MIDI header ({len(data)} bytes, a header needs 14)")
     try:
         score = symusic.Score.from_midi(data)
     except Exception as err:  # symusic raises RuntimeError with its own message
