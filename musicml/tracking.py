@@ -59,26 +59,37 @@ def start_or_resume_run(
 
 
 class MetricsLogger:
-    """Buffers per-step metrics and writes them to MLflow in batches (sqlite is slow per call)."""
+    """Buffers per-step metrics and writes them to MLflow in batches (sqlite is slow per call).
 
-    def __init__(self, tracking_uri: str, run_id: str, flush_every: int = 50):
+    Resume-safe: steps the run already holds for a key are not logged again (a run resumed from
+    its last checkpoint re-runs the steps after it), and the buffer is written out at every
+    multiple of ``flush_at`` (pass the checkpoint interval) so that nothing before a checkpoint
+    can be lost when the process dies.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str, flush_every: int = 50, flush_at: int = 0):
         self.client = client(tracking_uri)
         self.run_id = run_id
         self.flush_every = flush_every
+        self.flush_at = flush_at
         self._buffer: list[Metric] = []
+        self._logged = {key: max(m.step for m in self.client.get_metric_history(run_id, key))
+                        for key in self.client.get_run(run_id).data.metrics}
 
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
         ts = int(time.time() * 1000)
         for k, v in metrics.items():
-            if v is None:
+            if v is None or step <= self._logged.get(k, -1):
                 continue
             self._buffer.append(Metric(key=k, value=float(v), timestamp=ts, step=int(step)))
-        if len(self._buffer) >= self.flush_every:
+        if len(self._buffer) >= self.flush_every or (self.flush_at > 0 and step % self.flush_at == 0):
             self.flush()
 
     def flush(self) -> None:
         for i in range(0, len(self._buffer), 900):  # MLflow caps a batch at 1000 metrics
             self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 900])
+        for m in self._buffer:
+            self._logged[m.key] = max(self._logged.get(m.key, -1), m.step)
         self._buffer.clear()
 
 

@@ -144,6 +144,18 @@ def _all_reduce_sum(t: torch.Tensor, world_size: int) -> torch.Tensor:
     return t
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the lines of ``log.jsonl`` up to ``step`` (atomic rewrite)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def train(cfg: TrainConfig, shard_dir: str | Path, out_dir: str | Path, *, bos_id: int,
           token_bytes, log: Callable[[int, dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -206,6 +218,8 @@ def train(cfg: TrainConfig, shard_dir: str | Path, out_dir: str | Path, *, bos_i
         ckpt.set_rng_state(state["rng"])
         resumed_from = step
         del state
+        if master:  # the local log continues from the checkpoint: drop lines of the lost steps
+            _truncate_log(out_dir / "log.jsonl", step)
 
     # wrappers: DDP averages gradients over ranks; compile on CUDA
     train_model: torch.nn.Module = model

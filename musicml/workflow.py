@@ -165,16 +165,18 @@ def inprocess_launcher(log: Callable[[int, dict], None] | None = None) -> Launch
     def launch(cfg, shard_dir: Path, run_dir: Path, bos_id: int, token_bytes: Path, uri: str, run_id: str) -> dict:
         from musicml.train import train
 
-        logger = tracking.MetricsLogger(uri, run_id)
+        logger = tracking.MetricsLogger(uri, run_id, flush_at=cfg.checkpoint_every)
 
         def both(step: int, metrics: dict) -> None:
             logger(step, metrics)
             if log:
                 log(step, metrics)
 
-        result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
-                       token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
-        logger.flush()
+        try:
+            result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
+                           token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
+        finally:  # a cut-off run keeps every metric it produced; a resume skips them
+            logger.flush()
         return result.to_dict()
 
     return launch
