@@ -229,7 +229,9 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
               "run_dir": str(run_dir), "data_digest": manifest["digest"]}
     write_json(state_path, record)
     write_json(lake.path("models", "latest.json"), record)
-    loss_curve(tracking_uri, run_id, run_dir / "loss_curve.png")
+    curve = loss_curve(tracking_uri, run_id, run_dir / "loss_curve.png")
+    if curve:
+        tracking.log_artifacts(tracking_uri, run_id, [curve], "plots")
     return TrainingRun(name, run_dir, run_id, result, result["checkpoint"])
 
 
@@ -246,8 +248,8 @@ def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     c = tracking.client(uri)
-    loss = c.get_metric_history(run_id, "train_loss")
-    val = c.get_metric_history(run_id, "val_bpb")
+    loss = sorted(c.get_metric_history(run_id, "train_loss"), key=lambda m: m.step)
+    val = sorted(c.get_metric_history(run_id, "val_bpb"), key=lambda m: m.step)
     if not loss:
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=80)

@@ -159,7 +159,7 @@ def test_mlflow_run_links_back_to_dagster(graph):
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == manifest["digest"][:16]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"checkpoints", "data", "samples"} <= artifacts
+    assert {"checkpoints", "data", "samples", "plots"} <= artifacts
     mat = result.asset_materializations_for_node("trained_model")[0]
     assert mat.metadata["mlflow_run_id"].value == run.info.run_id
 
