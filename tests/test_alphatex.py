@@ -94,6 +94,22 @@ def test_corpus_round_trip_parse_serialize_parse():
             assert again.ok, (f, again.errors[:2])
 
 
+def test_corpus_files_convert_to_notes():
+    # every file without errors becomes a symusic Score; pitched notes stay in MIDI range
+    _, parsed, _ = _corpus()
+    with_notes = 0
+    for f, r in parsed.items():
+        if not r.ok:
+            continue
+        score = to_score(r.ast)
+        assert len(score.tracks) >= 1 or not r.ast.tracks, f
+        for track in score.tracks:
+            for n in track.notes:
+                assert 0 <= n.pitch <= 127 and n.duration >= 0 and n.time >= 0, (f, n)
+        with_notes += score.note_num() > 0
+    assert with_notes > 450  # 491 of them: many docs snippets show metadata only, no notes
+
+
 # ---------------------------------------------------------------------------- basic parsing
 def test_parse_exporter_style_document():
     text = """\\title "Song"
