@@ -1,6 +1,6 @@
 """alphaTex BPE: the music-aware pre-tokenization against plain byte-level BPE (and nanochat's split).
 
-    python bench/bench_tokenizers.py [--corpus ../shared/corpora/alphatex] [--steps 300] [--vocab 8192]
+    python bench/bench_tokenizers.py [--corpus ../shared/corpora/alphatex] [--steps 600] [--vocab 8192]
 
 Builds one lake from every ``.atex`` file of the corpus with the pipeline's own steps (ingest,
 dedup, augmentation -3..+3, splits by work), then for each pre-tokenizer trains a BPE tokenizer
@@ -61,7 +61,7 @@ def per_bar(lake: Lake) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "alphatex")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
