@@ -1,0 +1,87 @@
+"""The Dagster layer's wiring: the graph, the GPU pool, the sensor, the schedule and the leak check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+import yaml
+
+from pipelines.checks import no_split_leak
+from pipelines.definitions import defs
+from pipelines.resources import LakeResource
+from pipelines.sensors import new_scores_sensor, nightly_retrain
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = ["raw_scores", "parsed_scores", "deduped_scores", "augmented_scores", "splits", "tokenizer",
+         "token_shards", "trained_model", "model_evaluation", "generated_samples"]
+
+
+def test_graph_is_a_chain_from_drop_zone_to_samples() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(GRAPH)
+    for upstream, downstream in zip(GRAPH, GRAPH[1:]):
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, (upstream, downstream)
+
+
+def test_training_runs_in_the_gpu_pool_limited_to_one() -> None:
+    assert defs.resolve_assets_def("trained_model").op.pool == "gpu"
+    instance = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    assert instance["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_nightly_schedule_is_off_until_switched_on() -> None:
+    assert nightly_retrain.cron_schedule == "0 3 * * *"
+    assert nightly_retrain.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_sensor_requests_a_run_only_when_the_drop_zone_changes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MUSICML_LAKE", str(tmp_path / "lake"))
+    monkeypatch.delenv("MUSICML_RAW_DIR", raising=False)
+    raw = tmp_path / "lake" / "raw"
+    raw.mkdir(parents=True)
+    with dg.instance_for_test() as instance:
+        empty = new_scores_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(empty, dg.SkipReason) and "empty" in empty.skip_message
+
+        (raw / "a.abc").write_text("X:1\nT:a\nK:C\nCDEF|\n")
+        first = new_scores_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
+        assert first.run_requests[0].tags["musicml/files"] == "1"
+
+        same = new_scores_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert isinstance(same, dg.SkipReason) and "no change in 1 files" in same.skip_message
+
+        (raw / "sub").mkdir()
+        (raw / "sub" / "b.abc").write_text("X:1\nT:b\nK:G\nGABc|\n")
+        added = new_scores_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert isinstance(added, dg.SensorResult) and added.cursor != first.cursor
+        assert added.run_requests[0].run_key == added.cursor
+
+
+def _splits(tmp_path: Path, rows: list[tuple[str, str, str, str | None]]) -> LakeResource:
+    lake = tmp_path / "lake"
+    (lake / "curated").mkdir(parents=True)
+    pl.DataFrame(rows, schema=["row_id", "work_id", "text_hash", "split"], orient="row").write_parquet(
+        lake / "curated" / "splits.parquet")
+    return LakeResource(root=str(lake))
+
+
+@pytest.mark.parametrize(
+    ("rows", "passed", "what"),
+    [
+        ([("a", "w1", "h1", "train"), ("a+1", "w1", "h2", "train"), ("b", "w2", "h3", "valid")], True, None),
+        ([("a", "w1", "h1", "train"), ("a+1", "w1", "h2", "test")], False, "works_in_several_splits"),
+        ([("a", "w1", "h1", "train"), ("b", "w2", "h1", "valid")], False, "identical_texts_in_several_splits"),
+        ([("a", "w1", "h1", "train"), ("b", "w2", "h2", None)], False, "rows_without_split"),
+    ],
+)
+def test_no_split_leak_check(tmp_path, rows, passed, what) -> None:
+    result = no_split_leak(lake=_splits(tmp_path, rows))
+    assert result.passed is passed
+    if what:
+        assert result.metadata[what].value == 1
