@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicml import shards, workflow  # noqa: E402
 from musicml.checkpoint import load_model  # noqa: E402
+from musicml.curate.splits import SplitConfig  # noqa: E402
 from musicml.evaluate import bits_per_byte, unigram_bpb  # noqa: E402
 from musicml.lake import Lake  # noqa: E402
 from musicml.train import TrainConfig, train  # noqa: E402
@@ -37,7 +38,7 @@ from musicml.train import TrainConfig, train  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_data(lake: Lake, corpus: Path) -> dict:
+def build_data(lake: Lake, corpus: Path, split_seed: int = 0) -> dict:
     lake.raw_dir.mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(sorted(corpus.rglob("*.atex"))):
         shutil.copyfile(f, lake.raw_dir / f"{i:04d}_{f.name}")
@@ -46,7 +47,7 @@ def build_data(lake: Lake, corpus: Path) -> dict:
     workflow.parse_step(lake)
     dedup = workflow.dedup_step(lake)
     aug = workflow.augment_step(lake)
-    summary = workflow.split_step(lake)
+    summary = workflow.split_step(lake, SplitConfig(seed=split_seed))
     return {"files": result.counts(), "dedup": dedup.counts, "augment": aug.counts,
             "splits": summary.to_dicts(), "data_seconds": round(time.perf_counter() - t0, 1)}
 

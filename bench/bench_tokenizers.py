@@ -1,6 +1,6 @@
 """alphaTex BPE: the music-aware pre-tokenization against plain byte-level BPE (and nanochat's split).
 
-    python bench/bench_tokenizers.py [--corpus ../shared/corpora/alphatex] [--steps 600] [--vocab 8192]
+    python bench/bench_tokenizers.py [--corpus ../shared/corpora/alphatex] [--steps 600] [--vocab 8192] [--split-seed 0]
 
 Builds one lake from every ``.atex`` file of the corpus with the pipeline's own steps (ingest,
 dedup, augmentation -3..+3, splits by work), then for each pre-tokenizer trains a BPE tokenizer
@@ -63,12 +63,14 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "alphatex")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--split-seed", type=int, default=0, help="another seed puts other works in valid/test")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="musicml-tokenizers-"))
-    report: dict = {"corpus": str(args.corpus), "steps": args.steps, "threads": torch.get_num_threads()}
+    report: dict = {"corpus": str(args.corpus), "steps": args.steps, "split_seed": args.split_seed,
+                    "threads": torch.get_num_threads()}
     base = Lake.from_env(work / "base")
-    report["data"] = build_data(base, args.corpus)
+    report["data"] = build_data(base, args.corpus, args.split_seed)
     for name in PRETOKENIZERS:
         lake = Lake.from_env(work / name)
         shutil.copytree(base.path("curated"), lake.dir("curated"), dirs_exist_ok=True)

@@ -128,14 +128,11 @@ def _parse_alphatex(text: str, source: str, encoding: str) -> ParsedFile:
     return ParsedFile([Piece(0, 1, title, canonical, score)], [str(d) for d in result.warnings], encoding)
 
 
-def _alphatex_title(ast: object) -> str:
-    for attr in ("title",):
-        value = getattr(ast, attr, None)
-        if isinstance(value, str):
-            return value
-    meta = getattr(ast, "metadata", None)
-    if isinstance(meta, dict) and isinstance(meta.get("title"), str):
-        return meta["title"]
+def _alphatex_title(ast) -> str:
+    """The ``\\title`` of an alphaTex score, or ""."""
+    meta = ast.meta("title")
+    if meta and meta.values and isinstance(meta.values[0], str):
+        return meta.values[0]
     return ""
 
 

@@ -399,3 +399,10 @@ def test_seed_drop_zone(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in copied] == [p.read_bytes() for p in files[:3]]
     assert seed_drop_zone(raw, limit=3) == 0  # not empty any more: nothing copied
     assert len(list(raw.rglob("*.abc"))) == 3
+
+
+def test_alphatex_piece_carries_its_title() -> None:
+    parsed = parse_bytes(b'\\title "Hello"\n.\n3.3.4 | 0.1.4\n', "atex", "x.atex")
+    assert [p.title for p in parsed.pieces] == ["Hello"]
+    untitled = parse_bytes(b"3.3.4 | 0.1.4\n", "atex", "y.atex")
+    assert [p.title for p in untitled.pieces] == [""]
