@@ -280,3 +280,48 @@ def test_augment_parallel_matches_serial_and_reports_progress() -> None:
     assert seen == [(i + 1, 70) for i in range(70)]
     # pitches 40+i .. 45+i: the last pieces reach 114 + 3 = 117 < 127, nothing out of range
     assert serial.counts["shifted"] == 70 * 6
+
+
+# --- MIDI copies as alphaTex tabs -------------------------------------------------------------
+
+
+def test_midi_text_to_atex_keeps_guitar_parts_only() -> None:
+    from musicml.curate.augment import midi_text_to_atex
+    from musicml.formats import alphatex
+
+    guitar = _score([52, 55, 59, 64])  # E3 G3 B3 E4
+    tab = midi_text_to_atex(miditext.encode(guitar))
+    result = alphatex.parse(tab)
+    assert result.ok, result.errors[:2]
+    assert _pitches(alphatex.to_score(result.ast)) == [52, 55, 59, 64]
+    assert midi_text_to_atex(miditext.encode(_score([20, 22, 24, 100]))) is None  # out of range
+    assert midi_text_to_atex(miditext.encode(_score([], drums=[36, 38]))) is None  # drums only
+
+
+def test_augment_midi_to_atex_adds_tabs_of_every_copy() -> None:
+    from musicml.formats import alphatex
+
+    guitar, bass_only = _score([52, 55, 59, 64]), _score([20, 22])
+    reps = _reps([("g", "w1", "midi", miditext.encode(guitar)), ("x", "w2", "midi", miditext.encode(bass_only))])
+    notes = pl.concat([note_table(guitar, "g"), note_table(bass_only, "x")])
+    cfg = AugmentConfig(min_shift=-1, max_shift=1, workers=1, midi_to_atex=True)
+    res = augment(reps, notes, cfg)
+    tabs = res.table.filter(pl.col("format") == "atex")
+    assert sorted(tabs["aug_id"]) == ["g+1@atex", "g-1@atex", "g@atex"]
+    assert set(tabs["work_id"]) == {"w1"}  # the same work: never straddles splits
+    for row in tabs.iter_rows(named=True):
+        score = alphatex.to_score(alphatex.parse(row["text"]).ast)
+        assert _pitches(score) == [p + row["shift"] for p in [52, 55, 59, 64]]
+    assert res.counts["midi_as_atex"] == 3 and res.counts["midi_without_guitar_part"] == 3
+    assert "midi_as_atex" not in augment(reps, notes, AugmentConfig(workers=1)).counts
+
+
+def test_midi_to_atex_on_real_pop909() -> None:
+    from musicml.curate.augment import midi_text_to_atex
+    from musicml.formats import alphatex
+
+    score = symusic.Score(str(corpus_path("midi", "pop909", "001.mid")))
+    tab = midi_text_to_atex(miditext.encode(score))
+    result = alphatex.parse(tab)
+    assert result.ok and len(result.ast.tracks) >= 1
+    assert alphatex.to_score(result.ast).note_num() > 200

@@ -5,7 +5,9 @@ inside ``[low, high]``, the MIDI range by default; drums never move). The text o
 is written by the format's own transposer: alphaTex re-fingers notes on the fretboard (a shift
 that cannot be played is skipped and counted), ABC is re-spelled in the shifted key (by the text
 transposer; symusic's notes and midi2abc for the rare tune it declines), MIDI text is re-encoded
-from the shifted score.
+from the shifted score. With ``midi_to_atex``, every MIDI copy's guitar-range parts are also
+written as an alphaTex tab (strings and frets by :func:`musicml.formats.alphatex.from_score`),
+the same work in another format: this grows the alphaTex corpus from MIDI.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class AugmentConfig:
     formats: tuple[str, ...] = ("atex", "abc", "midi")
     frets: int = 24
     workers: int = 0  # processes for transposition; 0: one per CPU
+    midi_to_atex: bool = False  # also write MIDI copies' guitar-range parts as alphaTex tabs
 
     def shifts(self) -> list[int]:
         return [k for k in range(self.min_shift, self.max_shift + 1) if k != 0]
@@ -115,13 +118,42 @@ def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) ->
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _augment_piece(job: tuple[str, str, list[int], int]) -> list[tuple[int, str | None, str | None]]:
-    """``(shift, text or None, error or None)`` for each shift of one piece (runs in a worker)."""
-    fmt, text, shifts, frets = job
+# guitar range: E2 (40) to the 24th fret of the high E string (88)
+GUITAR_LOW, GUITAR_HIGH = 40, 88
+
+
+def midi_text_to_atex(text: str, *, frets: int = 24, min_share: float = 0.9) -> str | None:
+    """alphaTex tab of the guitar-range parts of a MIDI-text piece; None when it has none.
+
+    A part is guitar-range when it is not drums and at least ``min_share`` of its notes lie in
+    E2..E6; the rest are moved by octaves into the fretboard by :func:`alphatex.from_score`.
+    """
+    from musicml.formats import alphatex, miditext
+
+    score = miditext.decode(text)
+    keep = [t for t in score.tracks if not t.is_drum and t.note_num() and sum(
+        GUITAR_LOW <= n.pitch <= GUITAR_HIGH for n in t.notes) >= min_share * t.note_num()]
+    if not keep:
+        return None
+    tabs = score.copy()
+    tabs.tracks = [t.copy() for t in keep]
+    return alphatex.from_score(tabs, frets=frets)
+
+
+def _augment_piece(job: tuple[str, str, list[int], int, bool]) -> list[tuple[int, str, str | None, str | None]]:
+    """``(shift, format, text or None, error or None)`` per output of one piece (runs in a worker)."""
+    fmt, text, shifts, frets, to_atex = job
     try:
-        return [(k, t, None) for k, t in transpose_all(fmt, text, shifts, frets=frets).items()]
+        out = [(k, fmt, t, None) for k, t in transpose_all(fmt, text, shifts, frets=frets).items()]
     except Exception as err:  # a transposer bug must not lose the original
-        return [(k, None, f"{type(err).__name__}: {err}") for k in shifts]
+        return [(k, fmt, None, f"{type(err).__name__}: {err}") for k in shifts]
+    if to_atex and fmt == "midi":
+        for k, moved in [(0, text), *[(k, t) for k, _, t, _ in out if t is not None]]:
+            try:
+                out.append((k, "atex", midi_text_to_atex(moved, frets=frets), None))
+            except Exception as err:  # one bad piece must not stop the rest
+                out.append((k, "atex", None, f"{type(err).__name__}: {err}"))
+    return out
 
 
 def augment(
@@ -138,6 +170,8 @@ def augment(
     reps = representatives.select("piece_id", "work_id", "format", "text").sort("piece_id")
     plan = reps.join(allowed_shifts(notes, config), on="piece_id", how="left").sort("piece_id")
     counts = {"originals": 0, "shifted": 0, "out_of_range": 0, "unplayable": 0, "failed": 0}
+    if config.midi_to_atex:
+        counts.update({"midi_as_atex": 0, "midi_without_guitar_part": 0})
     n_shifts = len(config.shifts())
     rows: list[dict] = []
     jobs = []
@@ -147,7 +181,7 @@ def augment(
         todo = list(shifts or []) if fmt in config.formats else []
         if fmt in config.formats:
             counts["out_of_range"] += n_shifts - len(todo)
-        jobs.append((pid, wid, fmt, (fmt, text, todo, config.frets)))
+        jobs.append((pid, wid, fmt, (fmt, text, todo, config.frets, config.midi_to_atex)))
     workers = config.workers if config.workers > 0 else (os.cpu_count() or 1)
     parallel = workers > 1 and len(jobs) >= 64
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
@@ -155,9 +189,15 @@ def augment(
         results = (pool.map(_augment_piece, [j[3] for j in jobs], chunksize=16) if pool
                    else map(_augment_piece, [j[3] for j in jobs]))
         for i, ((pid, wid, fmt, _), outcome) in enumerate(zip(jobs, results)):
-            for k, moved, error in outcome:
+            for k, out_fmt, moved, error in outcome:
                 if error is not None:
                     counts["failed"] += 1
+                elif out_fmt != fmt:  # a MIDI copy written as alphaTex
+                    if moved is None:
+                        counts["midi_without_guitar_part"] += 1
+                    else:
+                        rows.append(_aug_row(pid, wid, out_fmt, k, moved, tag="@atex"))
+                        counts["midi_as_atex"] += 1
                 elif moved is None:
                     counts["unplayable"] += 1
                 else:
@@ -172,9 +212,9 @@ def augment(
     return AugmentResult(table.sort("aug_id"), counts)
 
 
-def _aug_row(pid: str, wid: str, fmt: str, k: int, text: str) -> dict:
+def _aug_row(pid: str, wid: str, fmt: str, k: int, text: str, tag: str = "") -> dict:
     return {
-        "aug_id": pid if k == 0 else f"{pid}{k:+d}",
+        "aug_id": (pid if k == 0 else f"{pid}{k:+d}") + tag,
         "piece_id": pid,
         "work_id": wid,
         "format": fmt,

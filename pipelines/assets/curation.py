@@ -90,6 +90,7 @@ class AugmentationConfig(dg.Config):
     formats: list[str] = ["atex", "abc", "midi"]
     frets: int = 24
     workers: int = 0  # processes; 0: one per CPU
+    midi_to_atex: bool = False  # grow the alphaTex corpus: MIDI copies' guitar-range parts as tabs
 
 
 @dg.asset(group_name=GROUP, deps=[deduped_scores], kinds={"polars", "parquet"})
@@ -99,7 +100,7 @@ def augmented_scores(
     """Each work's representative plus its pitch-shifted copies (default -3..+3 semitones)."""
     t0 = time.perf_counter()
     cfg = AugmentConfig(min_shift=config.min_shift, max_shift=config.max_shift, formats=tuple(config.formats),
-                        frets=config.frets, workers=config.workers)
+                        frets=config.frets, workers=config.workers, midi_to_atex=config.midi_to_atex)
     result = workflow.augment_step(lake.lake(), cfg, throttled_progress(context, "augment", "works"))
     per_shift = dict(result.table.group_by("shift").len().sort("shift").iter_rows())
     return dg.MaterializeResult(
