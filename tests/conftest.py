@@ -23,3 +23,14 @@ def corpus_path(*parts: str) -> Path:
 def corpora() -> Path:
     """Root of the shared real corpora (skips the test when absent)."""
     return corpus_path()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread, and steadily on a shared, loaded CPU."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,18 +10,11 @@ import torch
 from musicml.generate import generate, sample_next
 from musicml.models import MODEL_FAMILIES, build_model, model_config
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 V = 29
 SMALL = {"gpt": {"n_layer": 2, "n_embd": 32, "n_head": 2}, "bigram": {},
          "lstm": {"embed_dim": 16, "hidden_dim": 32}}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run faster on one thread, and steadily on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 def random_model(family: str, seq_len: int = 24):

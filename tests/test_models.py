@@ -16,17 +16,10 @@ from musicml.evaluate import bits_per_byte, token_counts, unigram_bpb
 from musicml.models import MODEL_FAMILIES, GPTConfig, build_model, model_config
 from musicml.optim import build_optimizers, lr_multiplier, zeropower_via_newtonschulz5
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 V, T = 37, 16
 SMALL = {"gpt": {"depth": 2}, "bigram": {}, "lstm": {"embed_dim": 16, "hidden_dim": 32}}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run faster on one thread, and steadily on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 def small_model(family: str, vocab: int = V, seq_len: int = T):

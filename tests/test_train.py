@@ -19,19 +19,12 @@ from musicml import checkpoint as ckpt
 from musicml.data import DataPosition, eval_batches, iter_batches, pack_window, shard_paths
 from musicml.train import TrainConfig, train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 VOCAB, BOS = 24, 0
 TOKEN_BYTES = np.array([0] + [1] * 20 + [2, 3, 0])  # 0 = BOS, 23 = another special token
 TINY_GPT = {"n_layer": 1, "n_embd": 32, "n_head": 2}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run faster on one thread, and steadily on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 def make_docs(n: int, seed: int = 0, lo: int = 4, hi: int = 40) -> list[list[int]]:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from musicml import tracking, workflow
 from musicml.lake import Lake, read_json, write_parquet
@@ -31,16 +30,8 @@ CFG = TrainConfig(family="gpt", model={"n_layer": 1, "n_embd": 32, "n_head": 2},
 # has buffered steps since the flush at its last checkpoint (16). Both must resume to 1..24, once.
 CUTS = [15, 19]
 # log_dataset's schema and dataset-source hints are noise here
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:mlflow")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run faster, and steadily on a loaded CPU, on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
