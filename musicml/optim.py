@@ -53,6 +53,9 @@ class Muon(torch.optim.Optimizer):
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
+            # matrices of one shape are orthogonalized together, as one batched Newton-Schulz
+            # (a few large matmuls instead of many small ones; same result per matrix)
+            buckets: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -63,9 +66,13 @@ class Muon(torch.optim.Optimizer):
                 buf = state["momentum_buffer"]
                 buf.lerp_(g, 1 - group["momentum"])
                 g = g.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-                g = zeropower_via_newtonschulz5(g, steps=group["ns_steps"])
-                scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
-                p.add_(g, alpha=-group["lr"] * scale)
+                buckets.setdefault((tuple(p.shape), p.dtype, p.device), []).append((p, g))
+            for (shape, _, _), items in buckets.items():
+                updates = zeropower_via_newtonschulz5(torch.stack([g for _, g in items]),
+                                                      steps=group["ns_steps"])
+                scale = max(1.0, shape[0] / shape[1]) ** 0.5
+                for (p, _), u in zip(items, updates):
+                    p.add_(u, alpha=-group["lr"] * scale)
         return loss
 
 

@@ -14,7 +14,7 @@ import torch
 from musicml.data import shard_paths
 from musicml.evaluate import bits_per_byte, token_counts, unigram_bpb
 from musicml.models import MODEL_FAMILIES, GPTConfig, build_model, model_config
-from musicml.optim import build_optimizers, lr_multiplier, zeropower_via_newtonschulz5
+from musicml.optim import Muon, build_optimizers, lr_multiplier, zeropower_via_newtonschulz5
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -170,6 +170,23 @@ def test_newton_schulz_orthogonalizes():
     g = torch.randn(64, 32)
     s = torch.linalg.svdvals(zeropower_via_newtonschulz5(g, steps=5))
     assert s.min() > 0.5 and s.max() < 1.3  # Muon's NS lands singular values near 1
+
+
+def test_muon_batched_step_matches_one_matrix_at_a_time():
+    # matrices of one shape are orthogonalized as a batch; each must move as if alone
+    torch.manual_seed(0)
+    shapes = [(16, 16), (16, 16), (48, 16), (16, 48), (16, 16)]
+    params = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    grads = [torch.randn(*s) for s in shapes]
+    before = [p.detach().clone() for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    Muon(params, lr=0.1, momentum=0.9).step()
+    for p, b, g in zip(params, before, grads):
+        buf = g * (1 - 0.9)  # first step: momentum buffer lerped from zero
+        u = zeropower_via_newtonschulz5(g.lerp(buf, 0.9))
+        expected = b - 0.1 * max(1.0, p.size(0) / p.size(1)) ** 0.5 * u
+        torch.testing.assert_close(p.detach(), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_lr_multiplier():
