@@ -85,3 +85,11 @@ def test_no_split_leak_check(tmp_path, rows, passed, what) -> None:
     assert result.passed is passed
     if what:
         assert result.metadata[what].value == 1
+
+
+@pytest.mark.parametrize("source", ["README.md", ".ci/small.yaml"])
+def test_documented_run_configs_validate(source: str) -> None:
+    text = (ROOT / source).read_text()
+    if source.endswith(".md"):  # the README's ```yaml example
+        text = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    dg.validate_run_config(defs.resolve_job_def("main_job"), yaml.safe_load(text))
