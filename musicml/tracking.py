@@ -130,10 +130,10 @@ def log_dataset(tracking_uri: str, run_id: str, manifest: dict, source: Path, na
         for split, info in sorted(manifest["splits"].items())
         for e in info["shards"]
     ]
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag
 
     ds = from_pandas(pd.DataFrame(rows), source=str(source), name=name, digest=manifest["digest"][:16])
-    entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+    entity = DatasetInput(Dataset(**ds.to_dict()), tags=[InputTag("mlflow.data.context", "training")])
     client(tracking_uri).log_inputs(run_id, datasets=[entity])
 
 

@@ -159,25 +159,36 @@ class TrainingRun:
 Launcher = Callable[..., dict]
 
 
+def train_tracked(cfg, shard_dir: Path, run_dir: Path, bos_id: int, token_bytes: Path, uri: str, run_id: str,
+                  log: Callable[[int, dict], None] | None = None) -> dict:
+    """Train in this process with every metric also going to the MLflow run ``run_id``.
+
+    Metrics are flushed at each checkpoint and when training stops for any reason, and steps
+    the run already holds are skipped, so a cut-off run resumes with one unbroken loss curve.
+    Used by :func:`inprocess_launcher` and by the Dagster Pipes training process.
+    """
+    from musicml.train import train
+
+    logger = tracking.MetricsLogger(uri, run_id, flush_at=cfg.checkpoint_every)
+
+    def both(step: int, metrics: dict) -> None:
+        logger(step, metrics)
+        if log:
+            log(step, metrics)
+
+    try:
+        result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
+                       token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
+    finally:
+        logger.flush()
+    return result.to_dict()
+
+
 def inprocess_launcher(log: Callable[[int, dict], None] | None = None) -> Launcher:
     """Train in this process; ``log`` also receives every metrics dict."""
 
     def launch(cfg, shard_dir: Path, run_dir: Path, bos_id: int, token_bytes: Path, uri: str, run_id: str) -> dict:
-        from musicml.train import train
-
-        logger = tracking.MetricsLogger(uri, run_id, flush_at=cfg.checkpoint_every)
-
-        def both(step: int, metrics: dict) -> None:
-            logger(step, metrics)
-            if log:
-                log(step, metrics)
-
-        try:
-            result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
-                           token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
-        finally:  # a cut-off run keeps every metric it produced; a resume skips them
-            logger.flush()
-        return result.to_dict()
+        return train_tracked(cfg, shard_dir, run_dir, bos_id, token_bytes, uri, run_id, log)
 
     return launch
 

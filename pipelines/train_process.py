@@ -11,33 +11,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from dagster_pipes import open_dagster_pipes
 
-from musicml import tracking
+from musicml import workflow
 from musicml.lake import write_json
-from musicml.train import TrainConfig, train
+from musicml.train import TrainConfig
 
 
 def main() -> None:
     with open_dagster_pipes() as pipes:
         extras = pipes.extras
         cfg = TrainConfig.from_dict(json.loads(Path(extras["config"]).read_text()))
-        logger = tracking.MetricsLogger(extras["tracking_uri"], extras["mlflow_run_id"],
-                                        flush_at=cfg.checkpoint_every)
 
         def log(step: int, metrics: dict) -> None:
-            logger(step, metrics)
             if step % 25 == 0 or "val_bpb" in metrics:
                 pipes.log.info(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
-        try:
-            result = train(cfg, extras["shards"], extras["out"], bos_id=int(extras["bos_id"]),
-                           token_bytes=np.load(extras["token_bytes"], allow_pickle=False), log=log)
-        finally:  # a cut-off run keeps every metric it produced; a resume skips them
-            logger.flush()
-        write_json(Path(extras["result"]), result.to_dict())
-        pipes.log.info(f"done: {result.steps} steps, val_bpb {result.val_bpb}")
+        result = workflow.train_tracked(cfg, Path(extras["shards"]), Path(extras["out"]), int(extras["bos_id"]),
+                                        Path(extras["token_bytes"]), extras["tracking_uri"],
+                                        extras["mlflow_run_id"], log)
+        write_json(Path(extras["result"]), result)
+        pipes.log.info(f"done: {result['steps']} steps, val_bpb {result['val_bpb']}")
 
 
 if __name__ == "__main__":
