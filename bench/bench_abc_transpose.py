@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from musicml.formats.abc import parse_tune, split_tunes, transpose_tune  # noqa: E402
-from musicml.formats.abc_transpose import transpose_abc  # noqa: E402
+from musicml.formats.abc.transpose import transpose_abc  # noqa: E402
 from musicml.formats.errors import ScoreError  # noqa: E402
 
 SHIFTS = (-3, -2, -1, 1, 2, 3)

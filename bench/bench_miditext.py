@@ -20,7 +20,7 @@ from symusic import Score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from musicml.formats.miditext import decode, encode  # noqa: E402
+from musicml.formats.midi.text import decode, encode  # noqa: E402
 
 CORPORA = Path(os.environ.get("MUSICML_CORPORA", ROOT.parent / "shared" / "corpora"))
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicml.device import autocast, autocast_dtype, configure, peak_flops, pick_device  # noqa: E402
 from musicml.models import build_model, model_config  # noqa: E402
-from musicml.optim import build_optimizers  # noqa: E402
+from musicml.train.optim import build_optimizers  # noqa: E402
 
 
 class RefBlock(nn.Module):

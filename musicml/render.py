@@ -3,7 +3,7 @@
 Every function writes atomically (a temporary file in the target folder, then ``os.replace``)
 and returns a metadata dict for a UI (Dagster materialization metadata, MLflow artifacts).
 ``render_png`` and ``render_wav`` take a ``symusic.Score`` or a piano roll from
-:func:`musicml.pianoroll.to_pianoroll` (``(128, T)`` or ``(tracks, 128, T)``).
+:func:`musicml.pianorolls.grid.to_pianoroll` (``(128, T)`` or ``(tracks, 128, T)``).
 
 Audio uses symusic's SoundFont ``Synthesizer`` when a SoundFont is found, in this order: the
 ``soundfont`` argument, the ``MUSICML_SOUNDFONT`` environment variable, the usual system paths
@@ -67,7 +67,7 @@ def _atomic(path: str | os.PathLike) -> Iterator[Path]:
 
 def _as_score(obj, grid: int) -> Score:
     if isinstance(obj, np.ndarray):
-        from musicml.pianoroll import from_pianoroll
+        from musicml.pianorolls.grid import from_pianoroll
 
         return from_pianoroll(obj, grid=grid)
     if obj.ttype != TimeUnit.tick:
@@ -140,7 +140,7 @@ def render_png(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from musicml.formats.miditext import pitch_name
+    from musicml.formats.midi.text import pitch_name
 
     score = _as_score(score_or_roll, grid)
     view_end = max(score.end(), 1)

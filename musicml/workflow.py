@@ -20,10 +20,10 @@ import polars as pl
 
 from musicml import catalog, shards, tracking
 from musicml import ingest as ingest_lib
-from musicml.corpus import seed_drop_zone
 from musicml.curate.augment import AugmentConfig, AugmentResult, augment
 from musicml.curate.dedup import DedupResult, deduplicate
 from musicml.curate.splits import SplitConfig, assign_splits
+from musicml.ingest.corpus import seed_drop_zone
 from musicml.lake import Lake, read_json, write_json, write_parquet
 from musicml.tokenizers import Codec, load_codec, save_codec, train_codec
 
@@ -280,10 +280,10 @@ def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
 def evaluate_step(lake: Lake, *, tracking_uri: str, max_tokens: int | None = 2**18, batch_size: int = 8,
                   validity_samples: int = 8, max_new_tokens: int = 384, device: str = "auto") -> dict[str, float]:
     """val/test bits-per-byte and their unigram baselines, plus validity rates of generated text."""
-    from musicml import samples as samples_lib
     from musicml.checkpoint import load_model
     from musicml.device import pick_device
     from musicml.evaluate import bits_per_byte, unigram_bpb
+    from musicml.generate import samples as samples_lib
 
     run = latest_run(lake)
     dev = pick_device(device)
@@ -317,9 +317,9 @@ def samples_step(lake: Lake, *, tracking_uri: str, per_prompt: int = 2, max_new_
                  temperature: float = 0.9, top_k: int | None = 50, top_p: float | None = None, seed: int = 0,
                  device: str = "auto"):
     """Generate, save, render and log samples for every format the model trained on."""
-    from musicml import samples as samples_lib
     from musicml.checkpoint import load_model
     from musicml.device import pick_device
+    from musicml.generate import samples as samples_lib
 
     run = latest_run(lake)
     model, _ = load_model(run["checkpoint"], device=pick_device(device))

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicml.formats.abc import split_tunes
-from musicml.formats.abc_transpose import transpose_abc, transpose_key
+from musicml.formats.abc.transpose import transpose_abc, transpose_key
 from musicml.formats.native import captured_native_output
 
 SHIFTS = (-3, -2, -1, 1, 2, 3)

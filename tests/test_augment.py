@@ -15,9 +15,9 @@ from musicml.curate.augment import (
     transpose_all,
     transpose_text,
 )
-from musicml.formats import miditext
+from musicml.formats.midi import text as miditext
 from musicml.formats.native import captured_native_output
-from musicml.notes import NOTE_SCHEMA, note_table
+from musicml.ingest.note_table import NOTE_SCHEMA, note_table
 
 ABC = "X:3\nT:Test Jig\nC:Trad\nM:6/8\nL:1/8\nK:D\nDFA dAF|GBd gdB|AFD EFG|FDD D3|\n"
 

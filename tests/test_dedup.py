@@ -8,8 +8,8 @@ import symusic
 from conftest import corpus_path
 
 from musicml.curate.dedup import deduplicate, fingerprints
-from musicml.formats import miditext
-from musicml.notes import note_table
+from musicml.formats.midi import text as miditext
+from musicml.ingest.note_table import note_table
 
 
 def _resave(score: symusic.Score, tpq: int) -> symusic.Score:

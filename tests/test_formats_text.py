@@ -22,7 +22,7 @@ from musicml.formats.abc import (
 from musicml.formats.midi import load_midi
 from musicml.formats.native import captured_native_output
 from musicml.formats.text import decode_text
-from musicml.notes import NOTE_SCHEMA, TPQ, note_table, piece_stats
+from musicml.ingest.note_table import NOTE_SCHEMA, TPQ, note_table, piece_stats
 
 SYMUSIC_CASES = ("midi", "edge", "symusic-testcases")
 

@@ -22,8 +22,8 @@ from musicml.ingest import (
     piece_id,
     scan,
 )
+from musicml.ingest.note_table import NOTE_SCHEMA
 from musicml.lake import Lake, sha256_bytes
-from musicml.notes import NOTE_SCHEMA
 
 SYMUSIC = ("midi", "edge", "symusic-testcases")
 UNICODE_COPIES = [
@@ -387,7 +387,7 @@ def test_malformed_alphatex_rejected_with_line_col(tmp_path: Path, data: bytes) 
 
 def test_seed_drop_zone(tmp_path: Path) -> None:
     pytest.importorskip("music21")
-    from musicml.corpus import music21_abc_files, seed_drop_zone
+    from musicml.ingest.corpus import music21_abc_files, seed_drop_zone
 
     files = music21_abc_files()
     assert files == sorted(files) and len(files) > 1000

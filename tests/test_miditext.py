@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from musicml.formats.miditext import (
+from musicml.formats.midi.text import (
     MidiTextError,
     decode,
     encode,

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from musicml.data import shard_paths
 from musicml.evaluate import bits_per_byte, token_counts, unigram_bpb
 from musicml.models import MODEL_FAMILIES, GPTConfig, build_model, model_config
-from musicml.optim import Muon, build_optimizers, lr_multiplier, zeropower_via_newtonschulz5
+from musicml.shards import shard_paths
+from musicml.train.optim import Muon, build_optimizers, lr_multiplier, zeropower_via_newtonschulz5
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import corpus_path
 from symusic import Note, Score, Track
 
-from musicml.formats.miditext import decode, encode
-from musicml.pianoroll import from_pianoroll, to_pianoroll
+from musicml.formats.midi.text import decode, encode
+from musicml.pianorolls.grid import from_pianoroll, to_pianoroll
 
 
 def pop909(name: str = "001.mid") -> Score:

@@ -11,7 +11,7 @@ from conftest import corpus_path
 from PIL import Image
 from symusic import Note, Score, Tempo, Track
 
-from musicml.pianoroll import to_pianoroll
+from musicml.pianorolls.grid import to_pianoroll
 from musicml.render import find_soundfont, render_png, render_wav, write_midi
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from musicml import checkpoint as ckpt
-from musicml.data import DataPosition, eval_batches, iter_batches, pack_window, shard_paths
+from musicml.shards import DataPosition, eval_batches, iter_batches, pack_window, shard_paths
 from musicml.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

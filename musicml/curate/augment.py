@@ -93,7 +93,7 @@ def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) ->
         return out
     if fmt == "abc":
         from musicml.formats.abc import transpose_tune
-        from musicml.formats.abc_transpose import transpose_abc
+        from musicml.formats.abc.transpose import transpose_abc
 
         out = {k: transpose_abc(text, k) for k in shifts}
         missing = [k for k, moved in out.items() if moved is None]
@@ -103,7 +103,7 @@ def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) ->
                 out.update({k: transpose_tune(text, score, k) for k in missing})
         return out
     if fmt == "midi":
-        from musicml.formats import miditext
+        from musicml.formats.midi import text as miditext
 
         score = miditext.decode(text)
         grid = miditext.read_grid(text)
@@ -128,7 +128,8 @@ def midi_text_to_atex(text: str, *, frets: int = 24, min_share: float = 0.9) -> 
     A part is guitar-range when it is not drums and at least ``min_share`` of its notes lie in
     E2..E6; the rest are moved by octaves into the fretboard by :func:`alphatex.from_score`.
     """
-    from musicml.formats import alphatex, miditext
+    from musicml.formats import alphatex
+    from musicml.formats.midi import text as miditext
 
     score = miditext.decode(text)
     keep = [t for t in score.tracks if not t.is_drum and t.note_num() and sum(

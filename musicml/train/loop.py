@@ -35,7 +35,6 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from musicml import checkpoint as ckpt
-from musicml.data import DataPosition, iter_batches, shard_paths
 from musicml.device import (
     autocast,
     autocast_dtype,
@@ -45,9 +44,10 @@ from musicml.device import (
     synchronize,
     want_compile,
 )
-from musicml.evaluate import bits_per_byte
+from musicml.evaluate.bpb import bits_per_byte
 from musicml.models import build_model, model_config
-from musicml.optim import build_optimizers, lr_multiplier, set_lr
+from musicml.shards import DataPosition, iter_batches, shard_paths
+from musicml.train.optim import build_optimizers, lr_multiplier, set_lr
 
 
 @dataclass
@@ -78,7 +78,7 @@ class TrainConfig:
     device: str = "auto"
     compile: str = "auto"
     dtype: str = "auto"
-    window_docs: int = 1000  # packing window (documents), see musicml.data
+    window_docs: int = 1000  # packing window (documents), see musicml.shards.packing
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 
-from musicml.data import DEFAULT_WINDOW_DOCS, eval_batches
 from musicml.device import autocast
+from musicml.shards.packing import DEFAULT_WINDOW_DOCS, eval_batches
 
 
 def _token_bytes_tensor(token_bytes, device) -> torch.Tensor:

@@ -21,8 +21,8 @@ from musicml.formats import FORMATS, ScoreError, detect_format
 from musicml.formats.abc import read_abc
 from musicml.formats.midi import load_midi
 from musicml.formats.text import decode_text
+from musicml.ingest.note_table import NOTE_SCHEMA, notes_frame, piece_stats
 from musicml.lake import Lake, sha256_bytes, write_parquet
-from musicml.notes import NOTE_SCHEMA, notes_frame, piece_stats
 
 PARSER_VERSION = "1"
 MAX_PROBLEMS = 20
@@ -95,7 +95,7 @@ def parse_bytes(data: bytes, fmt: str, source: str, config: IngestConfig | None 
     if not data:
         raise ScoreError(source, "empty file (0 bytes)")
     if fmt == "midi":
-        from musicml.formats import miditext
+        from musicml.formats.midi import text as miditext
 
         score = load_midi(data, source)
         text = miditext.encode(score, grid=config.midi_grid)

@@ -97,10 +97,13 @@ def read_manifest(directory: Path) -> dict:
     return read_json(Path(directory) / "manifest.json")
 
 
-def shard_paths(directory: Path, split: str) -> list[Path]:
-    """The shard files of ``split``, in manifest order."""
+def shard_paths(directory: str | Path, split: str) -> list[Path]:
+    """The shard files of ``split``: in manifest order, or sorted by name where no manifest is."""
+    directory = Path(directory)
+    if not (directory / "manifest.json").exists():
+        return sorted((directory / split).glob("*.parquet"))
     manifest = read_manifest(directory)
-    return [Path(directory) / e["file"] for e in manifest["splits"].get(split, {}).get("shards", [])]
+    return [directory / e["file"] for e in manifest["splits"].get(split, {}).get("shards", [])]
 
 
 def verify(directory: Path) -> list[str]:

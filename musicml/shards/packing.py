@@ -55,11 +55,6 @@ class DataPosition:
         return cls(**d) if d else cls()
 
 
-def shard_paths(shard_dir: str | Path, split: str) -> list[Path]:
-    """The parquet shards of ``split`` under ``shard_dir``, sorted by name."""
-    return sorted((Path(shard_dir) / split).glob("*.parquet"))
-
-
 def read_documents(path: str | Path) -> list[np.ndarray]:
     """All documents of one shard as int64 arrays."""
     col = pq.read_table(path, columns=["tokens"]).column("tokens").combine_chunks()

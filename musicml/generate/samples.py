@@ -68,7 +68,7 @@ def check(fmt: str, text: str, source: str = "<sample>") -> tuple[bool, list[str
         errors = [m for m in tune.messages if ": error:" in m]
         return not errors, tune.messages[:10], tune.score, not tune.messages
     if fmt == "midi":
-        from musicml.formats import miditext
+        from musicml.formats.midi import text as miditext
 
         problems = miditext.validate(text)
         score = miditext.decode(text)

@@ -1,7 +1,7 @@
 """Piano rolls: a score as a pitch x time matrix on a grid (FractalGen-MIDI's representation).
 
 ``to_pianoroll`` quantizes with the same rules as the MIDI text form
-(:func:`musicml.formats.miditext.quantize`: onsets and ends rounded to the grid, at least one
+(:func:`musicml.formats.midi.text.quantize`: onsets and ends rounded to the grid, at least one
 step long) and then uses symusic's own ``Score.pianoroll``. Row ``p`` is MIDI pitch ``p`` (row 0
 is C-1, row 127 is G9), column ``t`` is grid step ``t`` (``grid`` steps per quarter note, 4 =
 sixteenths). Cells hold 1 where a note sounds, or its velocity with ``velocity=True``.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from musicml.formats.miditext import quantize
+from musicml.formats.midi.text import quantize
 
 __all__ = ["to_pianoroll", "from_pianoroll"]
 
