@@ -9,6 +9,17 @@ JSON gives medians for the whole step and for forward+backward alone.
 "project" is musicml's GPT with its optimizers (Muon + AdamW); "reference" is a plain
 nanoGPT-style model (learned positions, LayerNorm, GELU, AdamW) with the same layers, width,
 heads, vocabulary and sequence length. On CUDA both use bf16 autocast and torch.compile.
+Threads are the project's setting (``musicml.threads.limit_threads``; ``--threads`` overrides).
+
+Quality at equal tokens (``--quality-steps``, default 100 on CPU, 0 on CUDA): every variant
+trains that many steps on the same real batches (``--data``: a folder from
+``bench_time_to_target.py --build-only``, default ``data_lake/gpu_check``, built from
+``../shared/corpora/alphatex`` when missing) with the same warmdown schedule, then val bpb is
+measured on the same valid tokens. Variants: ``project``; ``project_adamw`` (the same model
+with AdamW instead of Muon for the block matrices: what Muon's optimizer time buys);
+``project_half_tokens`` (the project on half the steps, its own full schedule: whether it
+matches the reference's quality in half the tokens); ``reference`` (AdamW, lr 1e-3). Their
+step times are measured alongside, so each row is speed and quality at once.
 """
 
 from __future__ import annotations
@@ -22,15 +33,26 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from musicml.threads import limit_threads  # noqa: E402
+
+limit_threads()  # before torch is imported: the training process's own setting
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from musicml.device import autocast, autocast_dtype, configure, peak_flops, pick_device  # noqa: E402
+from musicml.evaluate.bpb import bits_per_byte  # noqa: E402
 from musicml.models import build_model, model_config  # noqa: E402
-from musicml.train.optim import build_optimizers  # noqa: E402
+from musicml.models.gpt import lm_loss  # noqa: E402
+from musicml.shards import iter_batches, shard_paths  # noqa: E402
+from musicml.train.optim import build_optimizers, lr_multiplier, set_lr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class RefBlock(nn.Module):
@@ -59,12 +81,29 @@ class RefGPT(nn.Module):
         self.blocks = nn.ModuleList(RefBlock(d, h) for _ in range(n_layer))
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets, loss_reduction: str = "mean"):
         x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for b in self.blocks:
             x = b(x)
-        logits = self.head(self.ln(x)).float()
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return lm_loss(self.head(self.ln(x)).float(), targets, loss_reduction)
+
+
+def adamw_optimizers(model: nn.Module, lr: float = 1e-3) -> list[torch.optim.Optimizer]:
+    """The project's AdamW groups (embedding, unembedding), and AdamW instead of Muon for the
+    block matrices."""
+    adamw, _muon = build_optimizers(model)
+    matrices = [p for p in model.blocks.parameters() if p.ndim == 2]
+    opt = torch.optim.AdamW(matrices, lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
+    return [adamw, opt]
+
+
+def reference_optimizers(model: nn.Module, device, lr: float = 1e-3) -> list[torch.optim.Optimizer]:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=device.type == "cuda")
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
+    return [opt]
 
 
 def _sync(device):
@@ -114,9 +153,7 @@ def bench_depth(depth, args, device, dtype, compile_):
     ref = RefGPT(vocab, T, cfg["n_layer"], cfg["n_embd"], cfg["n_head"]).to(device)
     loops = {
         "project": Loop(project, build_optimizers(project), device, dtype, compile_),
-        "reference": Loop(ref, [torch.optim.AdamW(ref.parameters(), lr=3e-4,
-                                                  fused=device.type == "cuda")],
-                          device, dtype, compile_),
+        "reference": Loop(ref, reference_optimizers(ref, device), device, dtype, compile_),
     }
     # interleaved, so that both loops see the same machine load (CPUs here are shared)
     for i in range(args.warmup + args.steps):
@@ -142,6 +179,83 @@ def bench_depth(depth, args, device, dtype, compile_):
     return out
 
 
+def load_data(path: Path, corpus: Path) -> Path | None:
+    """The prebuilt data folder, built from the alphaTex corpus when missing; None without
+    either."""
+    if (path / "data.json").exists():
+        return path
+    if not corpus.exists():
+        return None
+    from bench_time_to_target import build
+
+    build(corpus, path.parent / (path.name + ".work"), path)
+    return path
+
+
+def quality(args, device, dtype) -> dict:
+    """Every variant: ``quality_steps`` steps on the same real batches with the same schedule,
+    then val bpb on the same valid tokens; with the median step time."""
+    info = json.loads((args.data / "data.json").read_text())
+    tb = np.load(args.data / "token_bytes.npy", allow_pickle=False)
+    shards = args.data / "shards"
+    train_paths, val_paths = shard_paths(shards, "train"), shard_paths(shards, "valid")
+    vocab, T, B = len(tb), args.seq_len, args.batch
+    cfg = model_config("gpt", vocab, T, depth=args.quality_depth)
+    variants = {  # name: (optimizers, share of the steps)
+        "project": (build_optimizers, 1.0),
+        "project_adamw": (adamw_optimizers, 1.0),
+        "project_half_tokens": (build_optimizers, 0.5),
+        "reference": (lambda m: reference_optimizers(m, device), 1.0),
+    }
+    out = {"data": str(args.data), "corpus": info.get("corpus"), "vocab_size": vocab,
+           "depth": args.quality_depth, "seq_len": T, "batch": B, "steps": args.quality_steps,
+           "tokens": args.quality_steps * B * T, "val_tokens": args.eval_tokens, "variants": {}}
+    runs = {}
+    for name, (make_opts, share) in variants.items():
+        torch.manual_seed(0)
+        model = (build_model("gpt", cfg) if name != "reference" else
+                 RefGPT(vocab, T, cfg["n_layer"], cfg["n_embd"], cfg["n_head"])).to(device)
+        runs[name] = {"model": model, "opts": make_opts(model), "times": [], "loss": float("nan"),
+                      "steps": max(1, round(share * args.quality_steps)),
+                      "batches": iter_batches(train_paths, B, T, device=device)}
+    # in lockstep, one step of each variant in turn: all see the same machine load
+    for step in range(args.quality_steps):
+        for run in runs.values():
+            if step >= run["steps"]:
+                continue
+            model, opts = run["model"], run["opts"]
+            x, y, _ = next(run["batches"])
+            set_lr(opts, lr_multiplier(step, run["steps"]), step)
+            _sync(device)
+            t0 = time.perf_counter()
+            with autocast(device, dtype):
+                loss_t = model(x, y)
+            loss_t.backward()
+            for opt in opts:
+                opt.step()
+            model.zero_grad(set_to_none=True)
+            _sync(device)
+            run["times"].append(time.perf_counter() - t0)
+            run["loss"] = loss_t.item()
+    for name, run in runs.items():
+        bpb = bits_per_byte(run["model"], val_paths, torch.as_tensor(tb, device=device), seq_len=T,
+                            batch_size=B, max_tokens=args.eval_tokens, device=device, dtype=dtype)
+        step_s = statistics.median(run["times"][1:] or run["times"])
+        out["variants"][name] = {"steps": run["steps"], "tokens": run["steps"] * B * T,
+                                 "val_bpb": round(bpb, 4), "final_train_loss": round(run["loss"], 4),
+                                 "step_s_median": round(step_s, 4),
+                                 "tokens_per_s": round(B * T / step_s)}
+    del runs
+    v = out["variants"]
+    out["tokens_per_s_ratio_project_over_reference"] = round(
+        v["project"]["tokens_per_s"] / v["reference"]["tokens_per_s"], 3)
+    out["val_bpb_gain_project_over_reference"] = round(
+        v["reference"]["val_bpb"] - v["project"]["val_bpb"], 4)
+    out["val_bpb_gain_muon_over_adamw"] = round(
+        v["project_adamw"]["val_bpb"] - v["project"]["val_bpb"], 4)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="auto")
@@ -154,9 +268,16 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--compile", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--data", type=Path, default=ROOT / "data_lake" / "gpu_check",
+                   help="prebuilt shards for the quality runs (bench_time_to_target.py --build-only)")
+    p.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "alphatex")
+    p.add_argument("--quality-steps", type=int, default=None,
+                   help="steps per variant at equal tokens (default 100 CPU, 0 CUDA); 0 skips")
+    p.add_argument("--quality-depth", type=int, default=4)
+    p.add_argument("--eval-tokens", type=int, default=2**14, help="val target tokens for bpb")
     args = p.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        limit_threads(args.threads, override_env=True)
     device = pick_device(args.device)
     configure(device)
     cuda = device.type == "cuda"
@@ -169,12 +290,19 @@ def main() -> None:
     compile_ = cuda if args.compile == "auto" else args.compile in ("1", "true", "on")
     dtype = autocast_dtype(device)
     results = [bench_depth(d, args, device, dtype, compile_) for d in args.depths]
+    if args.quality_steps is None:
+        args.quality_steps = 0 if cuda else 100
+    quality_out: dict | None = None
+    if args.quality_steps > 0:
+        args.data = load_data(args.data, args.corpus)
+        quality_out = (quality(args, device, dtype) if args.data is not None else
+                       {"skipped": f"no data folder and no corpus at {args.corpus}"})
     print(json.dumps({
         "benchmark": "train_throughput", "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor()
         or platform.machine(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "compile": compile_,
-        "autocast": str(dtype), "results": results,
+        "autocast": str(dtype), "results": results, "quality_at_equal_tokens": quality_out,
     }, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
 
 

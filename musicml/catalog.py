@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from musicml.lake import Lake
+from musicml.lake import Lake, atomic_path
 
 # view name -> parquet path (relative to the lake root); a view is created only if its file exists
 VIEWS: dict[str, str] = {
@@ -23,18 +23,16 @@ VIEWS: dict[str, str] = {
 def refresh(lake: Lake) -> list[str]:
     """(Re)create the views whose parquet exists; returns the view names."""
     made = []
-    tmp = lake.catalog_path.with_suffix(".duckdb.tmp")
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        for name, rel in VIEWS.items():
-            path = lake.root / rel
-            if path.exists():
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{_sql_str(path)}')")
-                made.append(name)
-    finally:
-        con.close()
-    tmp.replace(lake.catalog_path)
+    with atomic_path(lake.catalog_path) as tmp:  # a unique temporary name: concurrent refreshes never collide
+        con = duckdb.connect(str(tmp))
+        try:
+            for name, rel in VIEWS.items():
+                path = lake.root / rel
+                if path.exists():
+                    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{_sql_str(path)}')")
+                    made.append(name)
+        finally:
+            con.close()
     return made
 
 

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
+
+from musicml import env
 
 # Peak dense bf16 tensor-core throughput (FLOP/s) for MFU; matched on the device name.
 PEAK_BF16_FLOPS = {
@@ -35,7 +36,7 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
     if preference != "auto":
         return torch.device(preference)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", env.distributed().local_rank)
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")

@@ -9,6 +9,7 @@ Layout under the lake root (``MUSICML_LAKE``, default ``data_lake``)::
     tokenizer/           tokenizer.json, token_bytes.npy
     shards/              <split>/shard_00000.parquet, manifest.json
     models/<run>/        checkpoints, evaluation.json, samples/
+    models/cli/<run>/    runs of ``python -m musicml.train`` on this lake
     catalog.duckdb       DuckDB views over the parquet above
     mlflow.db            MLflow tracking store (sqlite)
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from musicml import env
 
 
 class PathEscapeError(ValueError):
@@ -42,10 +45,13 @@ class Lake:
 
     @classmethod
     def from_env(cls, root: str | os.PathLike | None = None, raw_dir: str | os.PathLike | None = None) -> Lake:
-        """Resolve the lake from arguments, then ``MUSICML_LAKE`` / ``MUSICML_RAW_DIR``."""
-        root_p = Path(root or os.environ.get("MUSICML_LAKE", "data_lake")).resolve()
-        raw = raw_dir or os.environ.get("MUSICML_RAW_DIR") or root_p / "raw"
-        return cls(root=root_p, raw_dir=Path(raw).resolve())
+        """Resolve the lake from arguments, then ``MUSICML_LAKE`` / ``MUSICML_RAW_DIR`` (see :mod:`musicml.env`).
+
+        Either may be a ``file://`` URL; another protocol (``s3://``, ``memory://``) is refused: the
+        pipeline's lake is a local (or mounted) folder, see :func:`local_folder`."""
+        root_p = local_folder(root or env.lake_root(), "lake root").resolve()
+        raw = raw_dir or env.raw_dir() or root_p / "raw"
+        return cls(root=root_p, raw_dir=local_folder(raw, "drop zone").resolve())
 
     def path(self, *parts: str) -> Path:
         """A path inside the lake; raises :class:`PathEscapeError` if it would leave it."""
@@ -59,11 +65,42 @@ class Lake:
 
     @property
     def mlflow_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+        """``MLFLOW_TRACKING_URI``, else the lake's own sqlite store."""
+        return env.tracking_uri() or f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.duckdb"
+
+
+def _is_url(path: object) -> bool:
+    return isinstance(path, str) and "://" in path
+
+
+def local_folder(path: str | os.PathLike, what: str = "path") -> Path:
+    """``path`` (a plain path or ``file://`` URL) as a local path; ValueError for other protocols."""
+    if not _is_url(path):
+        return Path(path)
+    from musicml import storage
+
+    local = storage.local_path(path)
+    if local is None:
+        raise ValueError(
+            f"{what} {path!r}: the pipeline's lake must be a local or mounted folder (the DuckDB "
+            "catalog, parse cache and checkpoints are files); mount the bucket (s3fs, gcsfuse) or use "
+            "a file:// URL. The lake's read/write helpers and MLflow artifacts (MUSICML_ARTIFACTS) "
+            "take any fsspec URL.")
+    return local
+
+
+def _remote(path: str | os.PathLike) -> str | None:
+    """``path`` when it is a non-local fsspec URL (handled by :mod:`musicml.storage`), else None."""
+    if _is_url(path):
+        from musicml import storage
+
+        if storage.local_path(path) is None:
+            return str(path)
+    return None
 
 
 def safe_join(root: Path, *parts: str) -> Path:
@@ -78,44 +115,83 @@ def safe_join(root: Path, *parts: str) -> Path:
     return candidate
 
 
+def temp_name(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (process id and a random part: two writers never
+    collide), keeping ``path``'s suffix for writers that add or check one (``np.save``)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    """Yield a fresh temporary path beside ``path`` (not created: the writer creates it, with the
+    usual permissions); rename it over ``path`` only on success, remove it on any failure.
+
+    The one atomic-write helper of musicml: every file written for reading back goes through it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temp_name(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Write atomically. ``path`` may be an fsspec URL (``file://``, ``memory://``, ``s3://``):
+    a local one goes through :func:`atomic_path`, another is put as one object."""
+    if remote := _remote(path):
+        from musicml import storage
+
+        storage.write_bytes(remote, data)
+        return
+    with atomic_path(local_folder(path)) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(path: Path, text: str) -> None:
+def read_bytes(path: Path | str) -> bytes:
+    """The file's bytes; ``path`` may be an fsspec URL."""
+    if remote := _remote(path):
+        from musicml import storage
+
+        return storage.read_bytes(remote)
+    return local_folder(path).read_bytes()
+
+
+def write_text(path: Path | str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path | str, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: Path | str) -> Any:
+    return json.loads(read_bytes(path).decode("utf-8"))
 
 
-def write_parquet(path: Path, table: pa.Table | Any, *, compression: str = "zstd") -> None:
-    """Write a pyarrow table (or polars DataFrame) atomically and deterministically."""
+def write_parquet(path: Path | str, table: pa.Table | Any, *, compression: str = "zstd") -> None:
+    """Write a pyarrow table (or polars DataFrame) atomically and deterministically; ``path``
+    may be an fsspec URL (written in memory, then put as one object)."""
     if not isinstance(table, pa.Table):
         table = table.to_arrow()
-    with atomic_path(path) as tmp:
+    if _remote(path):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=compression, write_statistics=True)
+        write_bytes(path, sink.getvalue().to_pybytes())
+        return
+    with atomic_path(local_folder(path)) as tmp:
         pq.write_table(table, tmp, compression=compression, write_statistics=True)
+
+
+def read_parquet(path: Path | str) -> pa.Table:
+    """A parquet file as a pyarrow table; ``path`` may be an fsspec URL."""
+    if _remote(path):
+        return pq.read_table(pa.BufferReader(read_bytes(path)))
+    return pq.read_table(local_folder(path))
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -5,28 +5,38 @@ and returns a metadata dict for a UI (Dagster materialization metadata, MLflow a
 ``render_png`` and ``render_wav`` take a ``symusic.Score`` or a piano roll from
 :func:`musicml.pianorolls.grid.to_pianoroll` (``(128, T)`` or ``(tracks, 128, T)``).
 
-Audio uses symusic's SoundFont ``Synthesizer`` when a SoundFont is found, in this order: the
-``soundfont`` argument, the ``MUSICML_SOUNDFONT`` environment variable, the usual system paths
-(:data:`SOUNDFONT_PATHS`) and a SoundFont symusic already downloaded. Nothing is downloaded.
-Without one, a small offline additive synthesizer renders the score (see :func:`additive_synth`),
-so audio works with no network and nothing installed. WAV files are 16-bit PCM written with the
-standard library's ``wave`` module, mono for the additive synth and stereo for SoundFonts.
+Audio is FluidSynth (through pyfluidsynth and the system's FluidSynth library, Debian's
+``libfluidsynth3``) playing the score's MIDI with a General MIDI SoundFont, found in this order:
+the ``soundfont`` argument, the ``MUSICML_SOUNDFONT`` environment variable, the usual system
+paths (:data:`SOUNDFONT_PATHS`; Debian's ``fluid-soundfont-gm`` installs the first) and a
+SoundFont symusic already downloaded. Nothing is downloaded. (symusic's own ``Synthesizer``
+cannot return audio in symusic 0.6.0, and 0.5.8/0.5.9, whose synthesizer works, cannot write
+ABC.) Without a SoundFont or the library, a small offline additive synthesizer renders the score
+(see :func:`additive_synth`) and a warning says why. WAV files are 16-bit PCM written with the
+standard library's ``wave`` module: stereo from the SoundFont, mono from the additive synth.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import logging
 import os
-import uuid
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from symusic import Score, TimeUnit
 
+from musicml import env
+from musicml.formats.native import captured_native_output
+from musicml.lake import atomic_path
+
 __all__ = [
     "SOUNDFONT_PATHS",
+    "SOUNDFONT_TAIL",
+    "SoundFontError",
     "additive_synth",
     "find_soundfont",
     "render_png",
@@ -45,24 +55,20 @@ SOUNDFONT_PATHS = (
     "/usr/local/share/soundfonts/default.sf2",
     "/opt/homebrew/share/soundfonts/default.sf2",
 )
+SOUNDFONT_TAIL = 1.0  # seconds rendered after the score's end: SoundFont releases and reverb
+_PEAK = 0.9  # SoundFont renders are scaled to this peak
+_BLOCK = 8192  # frames per FluidSynth write
+
+log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def _atomic(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place when the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name opened with "x" (so the file gets the usual umask permissions, unlike mkstemp)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    with open(tmp, "xb"):
-        pass
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+class SoundFontError(RuntimeError):
+    """The SoundFont renderer cannot run: no FluidSynth library, or input it refuses."""
+
+
+def _atomic(path: str | os.PathLike):
+    """A temporary path beside ``path``, renamed over it on success (:func:`musicml.lake.atomic_path`)."""
+    return atomic_path(Path(path))
 
 
 def _as_score(obj, grid: int) -> Score:
@@ -335,17 +341,21 @@ def additive_synth(score: Score, *, sample_rate: int = 22050, max_seconds: float
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path | None:
     """The SoundFont to use: argument, ``$MUSICML_SOUNDFONT``, system paths, symusic's cache.
 
-    An explicit argument that does not exist raises ``FileNotFoundError``; nothing is
-    downloaded.
+    An argument naming a missing file raises ``FileNotFoundError``. A ``$MUSICML_SOUNDFONT``
+    naming a missing file logs a warning and gives None (an override is never silently replaced
+    by a system SoundFont). Nothing is downloaded.
     """
     if soundfont is not None:
         p = Path(soundfont)
         if not p.is_file():
             raise FileNotFoundError(f"SoundFont not found: {p}")
         return p
-    env = os.environ.get("MUSICML_SOUNDFONT")
-    if env and Path(env).is_file():
-        return Path(env)
+    override = env.soundfont()
+    if override is not None:
+        if override.is_file():
+            return override
+        log.warning("%s=%s is not a file: no SoundFont audio", env.SOUNDFONT, override)
+        return None
     for candidate in SOUNDFONT_PATHS:
         if Path(candidate).is_file():
             return Path(candidate)
@@ -370,24 +380,70 @@ def _write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
             w.writeframes(np.ascontiguousarray(pcm.T).tobytes())
 
 
-def _soundfont_render(score: Score, sf: Path, sample_rate: int, max_seconds: float):
-    """(channels, samples) float32 from symusic's SoundFont synthesizer, and notes rendered."""
-    from symusic import Synthesizer
+@functools.cache
+def _fluidsynth_api():
+    """pyfluidsynth's module and the two C functions it does not wrap (MIDI from memory, float out)."""
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as exc:  # pyfluidsynth raises ImportError without the library
+        raise SoundFontError(
+            f"FluidSynth is not available ({exc}); install it with "
+            "`apt-get install libfluidsynth3` (macOS: `brew install fluid-synth`)"
+        ) from exc
+    c = ctypes
+    add_mem = fluidsynth.cfunc(
+        "fluid_player_add_mem", c.c_int,
+        ("player", c.c_void_p, 1), ("buffer", c.c_char_p, 1), ("len", c.c_size_t, 1),
+    )  # fmt: skip
+    write_float = fluidsynth.cfunc(
+        "fluid_synth_write_float", c.c_int,
+        ("synth", c.c_void_p, 1), ("len", c.c_int, 1),
+        ("lout", c.c_void_p, 1), ("loff", c.c_int, 1), ("lincr", c.c_int, 1),
+        ("rout", c.c_void_p, 1), ("roff", c.c_int, 1), ("rincr", c.c_int, 1),
+    )  # fmt: skip
+    if add_mem is None or write_float is None:
+        raise SoundFontError("this FluidSynth library is too old (2.0 or newer is needed)")
+    return fluidsynth, add_mem, write_float
 
-    cut = score
-    if _seconds(score) > max_seconds:
-        cut = score.to("second").clip(0, max_seconds, clip_end=False).to("tick")
-    audio = np.asarray(
-        Synthesizer(str(sf), int(sample_rate), 0).render(cut, True), dtype=np.float32
-    )
-    if audio.ndim == 1:
-        audio = audio[None]
-    if audio.shape[0] > audio.shape[1]:  # (samples, channels)
-        audio = audio.T
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 1.0:
-        audio = audio / peak
-    return audio, int(cut.note_num())
+
+def _fluidsynth_render(score: Score, sf: Path, sample_rate: int, frames: int) -> np.ndarray:
+    """(2, frames) float32: FluidSynth's own MIDI player playing ``score`` through ``sf``."""
+    fs, add_mem, write_float = _fluidsynth_api()
+    midi = score.dumps_midi()
+    out = np.zeros((frames, 2), dtype=np.float32)
+    settings = {"player.timing-source": "sample", "synth.lock-memory": 0}
+    failure = None
+    with captured_native_output() as messages:
+        synth = fs.Synth(samplerate=float(sample_rate), channels=16, **settings)
+        try:
+            if synth.get_setting("synth.sample-rate") != float(sample_rate):
+                failure = f"FluidSynth cannot render at {sample_rate} Hz"
+            elif synth.sfload(str(sf)) < 0:
+                failure = f"FluidSynth cannot load the SoundFont {sf}"
+            else:
+                player = fs.new_fluid_player(synth.synth)
+                try:
+                    if (
+                        add_mem(player, midi, len(midi)) != fs.FLUID_OK
+                        or fs.fluid_player_play(player) != fs.FLUID_OK
+                    ):
+                        failure = "FluidSynth's MIDI player refused the score"
+                    else:
+                        for i in range(0, frames, _BLOCK):
+                            block = out[i : i + _BLOCK]
+                            ptr = block.ctypes.data
+                            write_float(synth.synth, len(block), ptr, 0, 2, ptr, 1, 2)
+                finally:
+                    fs.fluid_player_stop(player)
+                    fs.delete_fluid_player(player)
+        finally:
+            synth.delete()
+    for line in messages:
+        log.debug("fluidsynth: %s", line)
+    if failure:
+        said = next((m for m in messages if "error" in m.lower()), None)
+        raise SoundFontError(f"{failure} ({said.strip()})" if said else failure)
+    return out.T
 
 
 def render_wav(
@@ -402,11 +458,14 @@ def render_wav(
 ) -> dict:
     """Render audio to a 16-bit PCM WAV, at most ``max_seconds`` long.
 
-    ``synth`` is ``"auto"`` (a SoundFont when :func:`find_soundfont` finds one, else the
-    additive synth; also the additive synth, with the reason in ``soundfont_error``, when the
-    SoundFont render fails), ``"soundfont"`` (raises without one or on failure) or
-    ``"additive"``. Returns path, synth, soundfont, soundfont_error, sample_rate, channels,
-    duration_seconds (of the WAV), score_seconds, truncated, notes, peak and rms.
+    ``synth`` is ``"auto"`` (FluidSynth with the SoundFont :func:`find_soundfont` finds; the
+    additive synth, with a logged warning and the reason in ``soundfont_error``, when there is
+    none or it cannot render), ``"soundfont"`` (raises instead of falling back) or
+    ``"additive"``. A SoundFont render lasts the score plus :data:`SOUNDFONT_TAIL` (releases
+    and reverb), stereo, scaled to a peak of 0.9; the additive synth's adds 0.3 s, mono.
+    Returns path, synth (``soundfont`` / ``additive``: the renderer used), soundfont,
+    soundfont_error, sample_rate, channels, duration_seconds (of the WAV), score_seconds,
+    truncated, notes, peak and rms.
     """
     if synth not in ("auto", "soundfont", "additive"):
         raise ValueError(f"synth must be 'auto', 'soundfont' or 'additive', got {synth!r}")
@@ -414,30 +473,43 @@ def render_wav(
     score_seconds = _seconds(score)
     sf = find_soundfont(soundfont) if synth != "additive" else None
     if synth == "soundfont" and sf is None:
-        raise FileNotFoundError("no SoundFont found (pass soundfont= or set MUSICML_SOUNDFONT)")
+        raise FileNotFoundError(
+            "no SoundFont found: install one (`apt-get install fluid-soundfont-gm`), "
+            f"pass soundfont= or set {env.SOUNDFONT}"
+        )
     limit = int(round(max_seconds * sample_rate))
     audio = None
     error = None
+    if synth == "auto":
+        error = f"no SoundFont found (apt-get install fluid-soundfont-gm, or set {env.SOUNDFONT})"
+    used = "additive"
+    rendered = 0
     if sf is not None:
         try:
-            audio, rendered = _soundfont_render(score, sf, sample_rate, max_seconds)
-            audio = audio[:, :limit]
-            used = "soundfont"
-        except Exception as exc:  # a broken SoundFont or synth build: fall back, say why
+            frames = max(1, min(limit, int(round((score_seconds + SOUNDFONT_TAIL) * sample_rate))))
+            audio = _fluidsynth_render(score, sf, sample_rate, frames)
+            peak = float(np.abs(audio).max())
+            if peak > 1e-4:  # same loudness for a melody and a band: scaled to one peak
+                audio *= _PEAK / peak
+            sec = score.to("second")
+            rendered = sum(int((t.notes.numpy()["time"] < max_seconds).sum()) for t in sec.tracks)
+            used, error = "soundfont", None
+        except Exception as exc:  # a broken SoundFont or a missing library: fall back, say why
             if synth == "soundfont":
                 raise
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             audio = None
     if audio is None:
+        if synth == "auto":
+            log.warning("%s; %s rendered with the additive synthesizer", error, Path(path).name)
         audio, rendered = additive_synth(score, sample_rate=sample_rate, max_seconds=max_seconds)
         audio = audio[None, :limit]
-        used = "additive"
     _write_wav(path, audio, sample_rate)
     frames = audio.shape[1]
     return {
         "path": str(path),
         "synth": used,
-        "soundfont": str(sf) if sf is not None and error is None else None,
+        "soundfont": str(sf) if used == "soundfont" else None,
         "soundfont_error": error,
         "sample_rate": int(sample_rate),
         "channels": int(audio.shape[0]),

@@ -13,18 +13,48 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_EXPERIMENT = "musicml"
 logging.getLogger("alembic").setLevel(logging.WARNING)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
+
+
+_READY_STORES: set[str] = set()
 
 
 def client(tracking_uri: str) -> MlflowClient:
-    """A client bound to ``tracking_uri`` (no process-global MLflow state is touched)."""
+    """A client bound to ``tracking_uri`` (no process-global MLflow state is touched).
+
+    A SQLite store is created (or its schema migrated) once, under a file lock beside the
+    database, before anything uses it: two runs starting at once on a fresh lake would otherwise
+    both run MLflow's migrations and one would fail."""
+    if tracking_uri.startswith("sqlite:///") and tracking_uri not in _READY_STORES:
+        from musicml.locks import file_lock
+
+        db = Path(tracking_uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(db.with_name(db.name + ".lock")):
+            c = MlflowClient(tracking_uri=tracking_uri)  # creates the store, runs its migrations
+            c.search_experiments(max_results=1)
+        _READY_STORES.add(tracking_uri)
+        return c
     return MlflowClient(tracking_uri=tracking_uri)
 
 
 def artifact_location(tracking_uri: str) -> str | None:
-    """For a sqlite store, artifacts go beside the database (``<lake>/mlartifacts``), not ./mlruns."""
+    """Artifact root of a new experiment: ``$MUSICML_ARTIFACTS`` (any URL MLflow or
+    :mod:`musicml.storage` serves: ``file://``, ``s3://``, ``memory://``); else, for a sqlite
+    store, beside the database (``<lake>/mlartifacts``); for another database store
+    (``postgresql://``, ``mysql://``), ``<lake>/mlartifacts`` of ``$MUSICML_LAKE``; never MLflow's
+    ``./mlruns``. None for a tracking server (``http(s)://``), which chooses its own."""
+    from musicml import env
+
+    if root := env.artifact_root():
+        return root.rstrip("/")
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///"):])
         return (db.parent / "mlartifacts").resolve().as_uri()
+    if tracking_uri.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql"):
+        from musicml.lake import Lake
+
+        return (Lake.from_env().root / "mlartifacts").as_uri()
     return None
 
 
@@ -105,9 +135,27 @@ def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
 
 
 def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    logger = MetricsLogger(tracking_uri, run_id)
-    logger(step or 0, metrics)
-    logger.flush()
+    """Log one set of figures (an evaluation) so that each becomes its key's latest value.
+
+    Unlike :class:`MetricsLogger` nothing is skipped: a key the run already holds (an evaluation
+    run again) gets a new point at no earlier step and with a later timestamp than every earlier
+    point of the key, which is how MLflow orders a key's latest value (step, then timestamp).
+    """
+    c = client(tracking_uri)
+    now = int(time.time() * 1000)
+    held = c.get_run(run_id).data.metrics
+    batch = []
+    for k, v in sorted(metrics.items()):
+        if v is None:
+            continue
+        st, ts = int(step or 0), now
+        if k in held:
+            history = c.get_metric_history(run_id, k)
+            st = max(st, max(m.step for m in history))
+            ts = max(ts, 1 + max(m.timestamp for m in history))
+        batch.append(Metric(key=k, value=float(v), timestamp=ts, step=st))
+    for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
+        c.log_batch(run_id, metrics=batch[i : i + 900])
 
 
 def log_artifacts(tracking_uri: str, run_id: str, paths: list[Path], artifact_path: str | None = None) -> None:
@@ -121,19 +169,28 @@ def log_artifacts(tracking_uri: str, run_id: str, paths: list[Path], artifact_pa
 
 
 def log_dataset(tracking_uri: str, run_id: str, manifest: dict, source: Path, name: str = "token_shards") -> None:
-    """Log the token shards as an MLflow dataset input (one row per shard, the manifest digest)."""
-    import pandas as pd
-    from mlflow.data.pandas_dataset import from_pandas
+    """Log the token shards as an MLflow dataset input (one row per shard, the manifest digest).
 
-    rows = [
-        {"split": split, "file": e["file"], "rows": e["rows"], "tokens": e["tokens"], "sha256": e["sha256"]}
-        for split, info in sorted(manifest["splits"].items())
-        for e in info["shards"]
-    ]
+    The source is a ``local`` dataset source with the shard folder's ``file://`` URI and the
+    schema is declared, so MLflow neither guesses the source kind nor infers (and warns about)
+    integer columns.
+    """
+    import json
+
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
     from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.types import ColSpec, Schema
 
-    ds = from_pandas(pd.DataFrame(rows), source=str(source), name=name, digest=manifest["digest"][:16])
-    entity = DatasetInput(Dataset(**ds.to_dict()), tags=[InputTag("mlflow.data.context", "training")])
+    schema = Schema([ColSpec("string", "split"), ColSpec("string", "file"), ColSpec("long", "rows"),
+                     ColSpec("long", "tokens"), ColSpec("string", "sha256")])
+    n_rows = sum(len(info["shards"]) for info in manifest["splits"].values())
+    src = get_dataset_source_from_json(json.dumps({"uri": Path(source).resolve().as_uri()}), source_type="local")
+    dataset = Dataset(
+        name=name, digest=manifest["digest"][:16], source_type="local", source=src.to_json(),
+        schema=json.dumps({"mlflow_colspec": schema.to_dict()}),
+        profile=json.dumps({"num_rows": n_rows, "num_elements": n_rows * len(schema.inputs)}),
+    )
+    entity = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
     client(tracking_uri).log_inputs(run_id, datasets=[entity])
 
 

@@ -18,26 +18,35 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from musicml import catalog, shards, tracking
+from musicml import catalog, settings, shards, tracking
 from musicml import ingest as ingest_lib
 from musicml.curate.augment import AugmentConfig, AugmentResult, augment
 from musicml.curate.dedup import DedupResult, deduplicate
 from musicml.curate.splits import SplitConfig, assign_splits
+from musicml.evaluate.config import EvaluationConfig
+from musicml.generate.config import SamplesConfig
 from musicml.ingest.corpus import seed_drop_zone
 from musicml.lake import Lake, read_json, write_json, write_parquet
-from musicml.tokenizers import Codec, load_codec, save_codec, train_codec
+from musicml.shards.config import ShardsConfig
+from musicml.tokenizers import Codec, TokenizerConfig, load_codec, save_codec, train_codec
 
 Progress = Callable[..., None]
 
 
 def ingest_step(lake: Lake, config: ingest_lib.IngestConfig | None = None, *, seed_default_corpus: bool = True,
                 progress: Progress | None = None) -> tuple[ingest_lib.IngestResult, int]:
-    """Seed an empty drop zone (optional), then account for every file; ``(result, seeded files)``."""
-    seeded = seed_drop_zone(lake.raw_dir) if seed_default_corpus else 0
-    out = lake.path("ingest", "files.parquet")
-    previous = pl.read_parquet(out) if out.exists() else None
-    result = ingest_lib.ingest(lake, config, previous, progress)
-    write_parquet(out, result.files)
+    """Seed an empty drop zone (optional), then account for every file; ``(result, seeded files)``.
+
+    Holds the lake's ingestion lock: two runs started at once on one lake take turns, and the
+    second reuses what the first parsed, so no file is ingested twice."""
+    from musicml.locks import file_lock
+
+    with file_lock(lake.path("ingest", "ingest.lock")):
+        seeded = seed_drop_zone(lake.raw_dir) if seed_default_corpus else 0
+        out = lake.path("ingest", "files.parquet")
+        previous = pl.read_parquet(out) if out.exists() else None
+        result = ingest_lib.ingest(lake, config, previous, progress)
+        write_parquet(out, result.files)
     return result, seeded
 
 
@@ -95,36 +104,41 @@ def split_texts(lake: Lake) -> pl.DataFrame:
     return aug.join(rows.select(pl.col("row_id").alias("aug_id"), "split"), on="aug_id", how="inner").sort("aug_id")
 
 
-def tokenizer_step(lake: Lake, *, kind: str = "bpe", vocab_size: int = 8192, pretokenizer: str = "music",
-                   min_frequency: int = 2) -> Codec:
-    """Train the tokenizer on the train split only and save it (JSON) under ``tokenizer/``."""
+def tokenizer_step(lake: Lake, config: TokenizerConfig | None = None, **overrides) -> Codec:
+    """Train the tokenizer on the train split only and save it (JSON) under ``tokenizer/``;
+    ``overrides`` are :class:`musicml.tokenizers.TokenizerConfig` fields (``kind="remi"``, ...)."""
     train = split_texts(lake).filter(pl.col("split") == "train")
-    codec = train_codec(train["text"].to_list(), kind=kind, vocab_size=vocab_size, pretokenizer=pretokenizer,
-                        min_frequency=min_frequency)
+    codec = train_codec(train["text"].to_list(), config, formats=train["format"].to_list(), **overrides)
     save_codec(codec, lake.dir("tokenizer"))
     return codec
 
 
-def shards_step(lake: Lake, *, tokens_per_shard: int = 2_000_000, augment_eval_splits: bool = False,
-                seed: int = 0) -> dict:
-    """Tokenize every document into per-split parquet shards, write the manifest and the catalog."""
+def shards_step(lake: Lake, config: ShardsConfig | None = None, **overrides) -> dict:
+    """Tokenize every document into per-split parquet shards, write the manifest and the catalog;
+    ``overrides`` are :class:`musicml.shards.config.ShardsConfig` fields."""
+    cfg = settings.merged(ShardsConfig, config, overrides)
+    tokens_per_shard, augment_eval_splits, seed = cfg.tokens_per_shard, cfg.augment_eval_splits, cfg.seed
     codec = load_codec(lake.path("tokenizer"))
     rows = split_texts(lake)
     if not augment_eval_splits:
         rows = rows.filter((pl.col("split") == "train") | (pl.col("shift") == 0))
     ids = codec.encode_documents(rows["format"].to_list(), rows["text"].to_list())
     docs: dict[str, list[shards.Doc]] = {"train": [], "valid": [], "test": []}
+    no_events = 0
     for (aug_id, work_id, fmt, shift, split), toks in zip(
         rows.select("aug_id", "work_id", "format", "shift", "split").iter_rows(), ids
     ):
+        if codec.decodes_to_score and len(toks) <= 2:  # event codec: a piece without notes is counted
+            no_events += 1
+            continue
         docs[split].append(shards.Doc(aug_id, work_id, fmt, shift, toks))
     shard_dir = lake.dir("shards")
-    manifest = shards.write_shards(
-        docs, shard_dir, tokens_per_shard=tokens_per_shard, seed=seed,
-        extra={"formats": sorted(set(rows.filter(pl.col("split") == "train")["format"].to_list())),
-               "tokenizer_digest": codec.digest, "vocab_size": codec.vocab_size, "bos_id": codec.bos_id,
-               "bytes": {s: int(rows.filter(pl.col("split") == s)["text_bytes"].sum()) for s in docs}},
-    )
+    extra = {"formats": sorted(set(rows.filter(pl.col("split") == "train")["format"].to_list())),
+             "tokenizer_digest": codec.digest, "vocab_size": codec.vocab_size, "bos_id": codec.bos_id,
+             "bytes": {s: int(rows.filter(pl.col("split") == s)["text_bytes"].sum()) for s in docs}}
+    if codec.decodes_to_score:
+        extra["documents_without_events"] = no_events
+    manifest = shards.write_shards(docs, shard_dir, tokens_per_shard=tokens_per_shard, seed=seed, extra=extra)
     table = pl.DataFrame(
         [{"split": s, **e} for s, v in manifest["splits"].items() for e in v["shards"]],
         schema={"split": pl.String, "file": pl.String, "rows": pl.Int64, "tokens": pl.Int64, "sha256": pl.String},
@@ -196,7 +210,13 @@ def inprocess_launcher(log: Callable[[int, dict], None] | None = None) -> Launch
 def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | None = None,
                experiment: str = tracking.DEFAULT_EXPERIMENT, launcher: Launcher | None = None,
                fresh: bool = False) -> TrainingRun:
-    """Train on the current shards with one MLflow run (resumed if this exact run was cut off)."""
+    """Train on the current shards with one MLflow run (resumed if this exact run was cut off).
+    ``family="fractal"`` trains on the piano rolls instead (:mod:`musicml.pianorolls.steps`)."""
+    if cfg.family == "fractal":  # in this process: the Pipes launcher runs the token loop
+        from musicml.pianorolls.steps import fractal_train_step
+
+        return fractal_train_step(lake, cfg, tracking_uri=tracking_uri, tags=tags, experiment=experiment,
+                                  fresh=fresh)
     shard_dir = lake.path("shards")
     manifest = shards.read_manifest(shard_dir)
     codec = load_codec(lake.path("tokenizer"))
@@ -252,7 +272,7 @@ def latest_run(lake: Lake) -> dict:
 
 
 def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
-    """A PNG of train loss and val bpb from the MLflow run."""
+    """A PNG of train loss and the training-time val bpb estimate from the MLflow run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,13 +280,13 @@ def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
 
     c = tracking.client(uri)
     loss = sorted(c.get_metric_history(run_id, "train_loss"), key=lambda m: m.step)
-    val = sorted(c.get_metric_history(run_id, "val_bpb"), key=lambda m: m.step)
+    val = sorted(c.get_metric_history(run_id, "val_bpb_estimate"), key=lambda m: m.step)
     if not loss:
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
     ax.plot([m.step for m in loss], [m.value for m in loss], label="train loss (nats/token)", lw=1)
     if val:
-        ax.plot([m.step for m in val], [m.value for m in val], "o-", label="val bits/byte", lw=1)
+        ax.plot([m.step for m in val], [m.value for m in val], "o-", label="val bits/byte (estimate)", lw=1)
     ax.set_xlabel("step")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -277,51 +297,35 @@ def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
     return path
 
 
-def evaluate_step(lake: Lake, *, tracking_uri: str, max_tokens: int | None = 2**18, batch_size: int = 8,
-                  validity_samples: int = 8, max_new_tokens: int = 384, device: str = "auto") -> dict[str, float]:
-    """val/test bits-per-byte and their unigram baselines, plus validity rates of generated text."""
-    from musicml.checkpoint import load_model
-    from musicml.device import pick_device
-    from musicml.evaluate import bits_per_byte, unigram_bpb
-    from musicml.generate import samples as samples_lib
+def evaluate_step(lake: Lake, config: EvaluationConfig | None = None, *, tracking_uri: str,
+                  **overrides) -> dict[str, float]:
+    """Bits per byte and per note, baselines, validity and musical metrics of the latest run
+    (:func:`musicml.evaluate.run.evaluate`); ``overrides`` are ``EvaluationConfig`` fields."""
+    from musicml.evaluate.run import evaluate
+    from musicml.pianorolls.steps import fractal_evaluate_step, is_fractal
 
-    run = latest_run(lake)
-    dev = pick_device(device)
-    model, _ = load_model(run["checkpoint"], device=dev)
-    codec = load_codec(lake.path("tokenizer"))
-    tb = codec.token_bytes()
-    shard_dir = lake.path("shards")
-    seq_len = int(run["train_config"]["seq_len"])
-    train_paths = shards.shard_paths(shard_dir, "train")
-    metrics: dict[str, float] = {}
-    for split, key in (("valid", "val"), ("test", "test")):
-        paths = shards.shard_paths(shard_dir, split)
-        metrics[f"{key}_bpb"] = bits_per_byte(model, paths, tb, seq_len=seq_len, batch_size=batch_size,
-                                              max_tokens=max_tokens, device=dev)
-        metrics[f"unigram_{key}_bpb"] = unigram_bpb(train_paths, paths, tb)
-    formats = shards.read_manifest(shard_dir).get("formats") or ["abc"]
-    if validity_samples:
-        generated = samples_lib.generate_samples(
-            model, codec, formats, Path(run["run_dir"]) / "validity", prompts={f: [""] for f in formats},
-            per_prompt=validity_samples, max_new_tokens=max_new_tokens, render_audio=False)
-        metrics.update(samples_lib.summarize(generated))
-    tracking.log_metrics(tracking_uri, run["mlflow_run_id"], metrics, step=int(run["result"]["steps"]))
-    valid_midi = [Path(run["run_dir"]) / "validity"]
-    if validity_samples:
-        tracking.log_artifacts(tracking_uri, run["mlflow_run_id"], valid_midi, "validity_samples")
-    write_json(Path(run["run_dir"]) / "evaluation.json", metrics)
-    return metrics
+    cfg = settings.merged(EvaluationConfig, config, overrides)
+    if is_fractal(run := latest_run(lake)):
+        return fractal_evaluate_step(lake, run, tracking_uri=tracking_uri, batch_size=cfg.batch_size,
+                                     device=cfg.device, reference_pieces=cfg.reference_pieces)
+    return evaluate(lake, cfg, tracking_uri=tracking_uri)
 
 
-def samples_step(lake: Lake, *, tracking_uri: str, per_prompt: int = 2, max_new_tokens: int = 512,
-                 temperature: float = 0.9, top_k: int | None = 50, top_p: float | None = None, seed: int = 0,
-                 device: str = "auto"):
+def samples_step(lake: Lake, config: SamplesConfig | None = None, *, tracking_uri: str, **overrides):
     """Generate, save, render and log samples for every format the model trained on."""
+    cfg = settings.merged(SamplesConfig, config, overrides)
+    per_prompt, max_new_tokens, temperature, top_k = cfg.per_prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k
+    top_p, seed, device = cfg.top_p, cfg.seed, cfg.device
     from musicml.checkpoint import load_model
     from musicml.device import pick_device
     from musicml.generate import samples as samples_lib
+    from musicml.pianorolls.steps import fractal_samples_step, is_fractal
 
     run = latest_run(lake)
+    if is_fractal(run):
+        made, summary, out_dir = fractal_samples_step(lake, run, tracking_uri=tracking_uri, per_mode=per_prompt,
+                                                      seed=seed, temperature=temperature, device=device)
+        return made, summary, out_dir, run
     model, _ = load_model(run["checkpoint"], device=pick_device(device))
     codec = load_codec(lake.path("tokenizer"))
     formats = shards.read_manifest(lake.path("shards")).get("formats") or ["abc"]
@@ -332,6 +336,9 @@ def samples_step(lake: Lake, *, tracking_uri: str, per_prompt: int = 2, max_new_
         model, codec, formats, out_dir, per_prompt=per_prompt, max_new_tokens=max_new_tokens,
         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     tracking.log_artifacts(tracking_uri, run["mlflow_run_id"], [out_dir], "samples")
+    renderer = samples_lib.audio_renderer(generated)
+    if renderer:  # which synthesizer made the audio: soundfont, or additive (the fallback)
+        tracking.client(tracking_uri).set_tag(run["mlflow_run_id"], "audio_renderer", renderer)
     summary = samples_lib.summarize(generated)
     tracking.log_metrics(tracking_uri, run["mlflow_run_id"], {f"samples_{k}": v for k, v in summary.items()},
                          step=int(run["result"]["steps"]))

@@ -41,7 +41,7 @@ def every_file_accounted(lake: LakeResource) -> dg.AssetCheckResult:
 
     lk = lake.lake()
     files = pl.read_parquet(lk.path("ingest", "files.parquet"))
-    on_disk = {p.relative_to(lk.raw_dir).as_posix() for p in scan(lk.raw_dir)}
+    on_disk = {e.rel for e in scan(lk.raw_dir)}
     rows = files["path"].to_list()
     missing, extra = on_disk - set(rows), set(rows) - on_disk
     dup_rows = len(rows) - len(set(rows))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines import checks
-from pipelines.assets import curation, model, tokens
+from pipelines.assets import curation, model, pianorolls, tokens
 from pipelines.jobs import data_job, main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
-from pipelines.sensors import new_scores_sensor, nightly_retrain
+from pipelines.sensors import dead_run_reclaimer, new_scores_sensor, nightly_retrain, report_failed_runs
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([curation, tokens, model]),
+    assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[main_job, data_job, train_job],
-    sensors=[new_scores_sensor],
+    sensors=[new_scores_sensor, dead_run_reclaimer, report_failed_runs],
     schedules=[nightly_retrain],
     resources={"lake": LakeResource(), "mlflow": MlflowResource()},
     executor=dg.in_process_executor,

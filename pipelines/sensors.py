@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import dagster as dg
 
-from musicml.ingest import scan
+from musicml.ingest.scan import fingerprint, scan
 from musicml.lake import Lake
 from pipelines.jobs import main_job
+from pipelines.resources import LakeResource, MlflowResource
 
 
 def drop_zone_fingerprint(lake: Lake) -> tuple[str, int]:
-    """A digest of the drop zone's listing (path, size, mtime) and its file count."""
-    h = hashlib.sha256()
-    files = scan(lake.raw_dir) if lake.raw_dir.exists() else []
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(lake.raw_dir).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest(), len(files)
+    """A digest of the drop zone's listing (paths, sizes, mtimes; ``musicml.ingest.scan``) and its entry count."""
+    if not lake.raw_dir.exists():
+        return "", 0
+    return fingerprint(lake.raw_dir), len(scan(lake.raw_dir))
 
 
 @dg.sensor(job=main_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
-def new_scores_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Materialize the whole graph when files are added to, changed in or removed from the drop zone."""
-    lake = Lake.from_env()
-    digest, count = drop_zone_fingerprint(lake)
+def new_scores_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
+    """Materialize the whole graph when files are added to, changed in or removed from the drop
+    zone of the configured ``lake`` resource."""
+    lk = lake.lake()
+    digest, count = drop_zone_fingerprint(lk)
     if count == 0:
-        return dg.SkipReason(f"drop zone {lake.raw_dir} is empty")
+        return dg.SkipReason(f"drop zone {lk.raw_dir} is empty")
     if digest == context.cursor:
         return dg.SkipReason(f"no change in {count} files")
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest, tags={"musicml/files": str(count)})],
@@ -39,3 +36,37 @@ nightly_retrain = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Rebuild data and retrain every night at 03:00 (off until switched on in the UI).",
 )
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def dead_run_reclaimer(context: dg.SensorEvaluationContext, lake: LakeResource,
+                       mlflow: MlflowResource) -> dg.SkipReason:
+    """Fail runs whose process died (SIGKILL), free their pool slots and mark their MLflow runs
+    KILLED (:func:`pipelines.recovery.reclaim_dead_runs`): the daemon's run monitoring cannot
+    see a dead worker of the default run launcher or of the CLI."""
+    from pipelines.recovery import reclaim_dead_runs
+
+    done = reclaim_dead_runs(context.instance, mlflow.uri(lake.lake()))
+    for r in done:
+        context.log.warning(f"reclaimed dead run {r.run_id} ({r.job_name}, pid {r.pid}); "
+                            f"MLflow runs marked KILLED: {', '.join(r.mlflow_runs) or 'none'}")
+    return dg.SkipReason(f"{len(done)} dead runs reclaimed" if done else "no dead runs")
+
+
+def failure_report(context: dg.RunFailureSensorContext) -> str:
+    """What failed in a run: job, run id, each failed step with its error, or the run's message."""
+    run = context.dagster_run
+    lines = [f"run {run.run_id} of {run.job_name} failed"]
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        what = error.message.strip().splitlines()[-1] if error and error.message.strip() else event.message
+        lines.append(f"  step {event.step_key}: {what}")
+    if len(lines) == 1:
+        lines.append(f"  {context.failure_event.message or 'no message'}")
+    return "\n".join(lines)
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False)
+def report_failed_runs(context: dg.RunFailureSensorContext) -> None:
+    """Log what failed in every failed run of this code location (job, steps, errors)."""
+    context.log.error(failure_report(context))

@@ -8,13 +8,14 @@ from functools import lru_cache
 
 import pytest
 import symusic
-from conftest import corpus_path
+from conftest import CORPORA, derived_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicml.formats.abc import split_tunes
 from musicml.formats.abc.transpose import transpose_abc, transpose_key
 from musicml.formats.native import captured_native_output
+from musicml.ingest.corpus import music21_abc_files
 
 SHIFTS = (-3, -2, -1, 1, 2, 3)
 
@@ -96,10 +97,16 @@ def sweep(texts: list[str]) -> tuple[float, dict[str, list]]:
     return len(results.get("ok", [])) / max(judged, 1), results
 
 
-@lru_cache(maxsize=1)
-def irish_tunes() -> tuple[str, ...]:
-    path = corpus_path("abc", "irish.abc")
-    return tuple(t.text for t in split_tunes(path.read_text()))
+IRISH = CORPORA / "abc" / "irish.abc"
+# music21's ABC corpus ships with the package; irish.abc (804 tunes) joins when the shared corpora are there
+COLLECTIONS = ["music21", *(["irish"] if IRISH.is_file() else [])]
+
+
+@lru_cache(maxsize=2)
+def real_tunes(collection: str = "music21") -> tuple[str, ...]:
+    """Every tune of a real collection, in file order."""
+    paths = music21_abc_files() if collection == "music21" else [IRISH]
+    return tuple(t.text for p in paths for t in split_tunes(p.read_text(encoding="utf-8", errors="replace")))
 
 
 # -- key spelling ----------------------------------------------------------------------------------
@@ -262,21 +269,24 @@ def test_refusals(text):
 
 
 def test_edge_tunes_transpose_exactly():
-    root = corpus_path("abc", "edge")
-    texts = [t.text for p in sorted(root.glob("*.abc")) for t in split_tunes(p.read_text())]
+    # the smallest music21 tunes, and MidiTok's ABC test files when the shared corpora are there
+    edge = sorted((CORPORA / "abc" / "edge").glob("*.abc"))
+    texts = [t.text for p in [*derived_corpus().abc_files, *edge] for t in split_tunes(p.read_text())]
     rate, results = sweep(texts)
     assert rate == 1.0, {s: v[:5] for s, v in results.items() if s not in ("ok", "unread")}
 
 
-def test_irish_sample_transposes_exactly():
-    texts = list(irish_tunes())
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_real_sample_transposes_exactly(collection):
+    texts = list(real_tunes(collection))
     sample = random.Random(20240601).sample(texts, min(150, len(texts)))
     rate, results = sweep(sample)
     assert rate >= 0.99, {s: v[:5] for s, v in results.items() if s not in ("ok", "unread")}
 
 
-def test_text_transposer_keeps_the_layout():
-    for text in irish_tunes()[:100]:
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_text_transposer_keeps_the_layout(collection):
+    for text in real_tunes(collection)[:100]:
         out = transpose_abc(text, 2)
         assert out is not None
         pairs = list(zip(out.split("\n"), text.split("\n"), strict=True))
@@ -290,7 +300,7 @@ def test_text_transposer_keeps_the_layout():
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=st.integers(min_value=0, max_value=10**6), k=st.integers(-40, 40))
 def test_random_shifts_of_real_tunes_never_raise(index, k):
-    texts = irish_tunes()
+    texts = real_tunes(COLLECTIONS[-1])
     text = texts[index % len(texts)]
     out = transpose_abc(text, k)
     assert out is None or isinstance(out, str)
@@ -307,19 +317,15 @@ def test_garbage_never_raises(text, k):
 
 
 @pytest.mark.slow
-def test_whole_irish_corpus_transposes_exactly():
-    rate, results = sweep(list(irish_tunes()))
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_whole_collection_transposes_exactly(collection):
+    rate, results = sweep(list(real_tunes(collection)))
     assert rate >= 0.99, {s: v[:10] for s, v in results.items() if s not in ("ok", "unread")}
 
 
 @pytest.mark.slow
 def test_music21_sample_transposes_exactly():
-    root = corpus_path("abc", "music21")
-    texts = [
-        t.text
-        for p in sorted(root.rglob("*.abc"))
-        for t in split_tunes(p.read_text(errors="replace"))
-    ]
+    texts = list(real_tunes("music21"))
     sample = random.Random(7).sample(texts, min(300, len(texts)))
     rate, results = sweep(sample)
     assert rate >= 0.99, {s: v[:10] for s, v in results.items() if s not in ("ok", "unread")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from conftest import corpus_path
+from conftest import CORPORA, derived_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +20,8 @@ _SETTINGS = settings(
 
 @lru_cache(maxsize=1)
 def _samples() -> tuple[str, ...]:
-    root = corpus_path("alphatex")
-    files = sorted(root.rglob("*.atex"))
+    root = CORPORA / "alphatex"  # the shared corpus when there, and the derived tabs
+    files = [*sorted(root.rglob("*.atex")), *derived_corpus().atex]
     # small files of every kind (docs snippets, exporter output) keep examples fast
     small = [f for f in files if f.stat().st_size < 6000]
     picked = small[:: max(1, len(small) // 40)]

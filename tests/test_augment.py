@@ -5,7 +5,6 @@ from __future__ import annotations
 import polars as pl
 import pytest
 import symusic
-from conftest import corpus_path
 
 from musicml.curate.augment import (
     AUG_SCHEMA,
@@ -15,6 +14,7 @@ from musicml.curate.augment import (
     transpose_all,
     transpose_text,
 )
+from musicml.formats import alphatex
 from musicml.formats.midi import text as miditext
 from musicml.formats.native import captured_native_output
 from musicml.ingest.note_table import NOTE_SCHEMA, note_table
@@ -121,8 +121,8 @@ def test_transpose_midi_text_keeps_grid() -> None:
     assert _pitches(miditext.decode(out, strict=True)) == [58, 60, 62]
 
 
-def test_transpose_midi_real_pop909() -> None:
-    score = symusic.Score(str(corpus_path("midi", "pop909", "003.mid")))
+def test_transpose_midi_real(derived) -> None:
+    score = symusic.Score(str(derived.multitrack[0]))
     text = miditext.encode(score)
     base = _pitches(miditext.decode(text))
     outs = transpose_all("midi", text, [-3, 2])
@@ -144,23 +144,11 @@ def test_transpose_all_empty_and_unknown() -> None:
         transpose_text("musicxml", "<x/>", 1)
 
 
-def _alphatex():
-    try:
-        import musicml.formats.alphatex as alphatex
-    except Exception as err:
-        pytest.skip(f"musicml.formats.alphatex not importable: {err}")
-    for name in ("parse", "transpose", "serialize", "to_score"):
-        if not hasattr(alphatex, name):
-            pytest.skip(f"musicml.formats.alphatex lacks {name}()")
-    return alphatex
-
-
 ATEX_OK = "\\tuning (E4 B3 G3 D3 A2 E2)\n.\n5.3.4 7.2.4 5.4.4 0.5.4 |\n"
 ATEX_EDGE = "\\tuning (E4 B3 G3 D3 A2 E2)\n.\n24.1.4 22.1.4 | 0.6.4 3.6.4 |\n"  # 88 on top, 40 at bottom
 
 
 def test_transpose_alphatex() -> None:
-    alphatex = _alphatex()
     base = _pitches(alphatex.to_score(alphatex.parse(ATEX_OK).ast))
     out = transpose_text("atex", ATEX_OK, 2)
     assert out is not None
@@ -247,7 +235,6 @@ def test_augment_failure_keeps_original() -> None:
 
 
 def test_augment_unplayable_alphatex_counted() -> None:
-    alphatex = _alphatex()
     edge = alphatex.to_score(alphatex.parse(ATEX_EDGE).ast)
     reps = _reps([("t", "t", "atex", ATEX_EDGE)])
     res = augment(reps, note_table(edge, "t"), AugmentConfig(min_shift=-1, max_shift=1, workers=1))
@@ -287,7 +274,6 @@ def test_augment_parallel_matches_serial_and_reports_progress() -> None:
 
 def test_midi_text_to_atex_keeps_guitar_parts_only() -> None:
     from musicml.curate.augment import midi_text_to_atex
-    from musicml.formats import alphatex
 
     guitar = _score([52, 55, 59, 64])  # E3 G3 B3 E4
     tab = midi_text_to_atex(miditext.encode(guitar))
@@ -299,7 +285,6 @@ def test_midi_text_to_atex_keeps_guitar_parts_only() -> None:
 
 
 def test_augment_midi_to_atex_adds_tabs_of_every_copy() -> None:
-    from musicml.formats import alphatex
 
     guitar, bass_only = _score([52, 55, 59, 64]), _score([20, 22])
     reps = _reps([("g", "w1", "midi", miditext.encode(guitar)), ("x", "w2", "midi", miditext.encode(bass_only))])
@@ -316,12 +301,11 @@ def test_augment_midi_to_atex_adds_tabs_of_every_copy() -> None:
     assert "midi_as_atex" not in augment(reps, notes, AugmentConfig(workers=1)).counts
 
 
-def test_midi_to_atex_on_real_pop909() -> None:
+def test_midi_to_atex_on_real_midi(derived) -> None:
     from musicml.curate.augment import midi_text_to_atex
-    from musicml.formats import alphatex
 
-    score = symusic.Score(str(corpus_path("midi", "pop909", "001.mid")))
+    score = symusic.Score(str(derived.multitrack[0]))
     tab = midi_text_to_atex(miditext.encode(score))
     result = alphatex.parse(tab)
     assert result.ok and len(result.ast.tracks) >= 1
-    assert alphatex.to_score(result.ast).note_num() > 200
+    assert alphatex.to_score(result.ast).note_num() > 200  # of 239

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import corpus_path
 
 from musicml.formats.abc import split_tunes
 from musicml.tokenizers import bpe
@@ -35,22 +34,14 @@ EXTRA_DOCS = [
 ]
 
 
-def _pretokenizers() -> list:
-    try:
-        from musicml.formats.alphatex.pretokenize import ALPHATEX_PRETOKENIZE_PATTERN  # noqa: F401
-        music = "music"
-    except Exception as err:  # the alphaTex package is written concurrently
-        music = pytest.param("music", marks=pytest.mark.skip(reason=f"alphaTex pretokenizer not importable: {err}"))
-    return ["nanochat", "bytelevel", music]
-
-
 @pytest.fixture(scope="module")
-def abc_texts() -> list[str]:
-    text = corpus_path("abc", "irish.abc").read_text(encoding="utf-8")
+def abc_texts(derived) -> list[str]:
+    """The 720 tunes of one real collection (music21's corpus: Essen folk songs)."""
+    text = derived.big_abc.read_text(encoding="utf-8")
     return [t.text for t in split_tunes(text)]
 
 
-@pytest.fixture(scope="module", params=_pretokenizers())
+@pytest.fixture(scope="module", params=["nanochat", "bytelevel", "music"])
 def trained(request, abc_texts):
     tok, info = train_bpe(abc_texts, vocab_size=1024, pretokenizer=request.param)
     return tok, info, request.param

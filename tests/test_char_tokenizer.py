@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from musicml.tokenizers.char import BOS, UNK, CharTokenizer
-from tests.conftest import corpus_path
 
 
 def test_vocab_is_sorted_with_specials_first():
@@ -49,8 +48,8 @@ def test_json_roundtrip_is_byte_identical(tmp_path):
         CharTokenizer.from_dict({"kind": "bpe"})
 
 
-def test_real_abc_roundtrip():
-    text = corpus_path("abc", "irish.abc").read_text(encoding="utf-8")
+def test_real_abc_roundtrip(derived):
+    text = derived.big_abc.read_text(encoding="utf-8")
     tunes = [t for t in text.split("\n\n") if t.strip()]
     train, held_out = tunes[: len(tunes) * 9 // 10], tunes[len(tunes) * 9 // 10:]
     tok = CharTokenizer.train(train)

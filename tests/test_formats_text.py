@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import symusic
-from conftest import corpus_path
+from conftest import derived_corpus, shared_files
 
 from musicml.formats import EXTENSIONS, FORMATS, ScoreError, detect_format
 from musicml.formats.abc import (
@@ -118,22 +118,26 @@ def test_decode_first_line_control_column() -> None:
 # --- load_midi -------------------------------------------------------------------------------
 
 
-def test_load_midi_real_file() -> None:
-    path = corpus_path(*SYMUSIC_CASES, "1.midi")
-    score = load_midi(path.read_bytes(), "1.midi")
+def test_load_midi_real_file(derived) -> None:
+    path = derived.midi[0]
+    score = load_midi(path.read_bytes(), path.name)
     assert isinstance(score, symusic.Score) and score.note_num() > 0
 
 
-@pytest.mark.parametrize("name", ["Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid"])
-def test_load_midi_corrupt(name: str) -> None:
-    path = corpus_path(*SYMUSIC_CASES, "MIDIs_corrupted", name)
+CORRUPT = [*derived_corpus().corrupt_midi.values(), *shared_files(
+    *SYMUSIC_CASES, "MIDIs_corrupted", names=["Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid"])]
+
+
+@pytest.mark.parametrize("path", CORRUPT, ids=lambda p: p.name)
+def test_load_midi_corrupt(path: Path) -> None:
+    name = path.name
     with pytest.raises(ScoreError) as info:
         load_midi(path.read_bytes(), name)
     assert str(info.value).startswith(f"{name}: corrupt MIDI: ")
 
 
-def test_load_midi_truncated() -> None:
-    data = corpus_path(*SYMUSIC_CASES, "1.midi").read_bytes()
+def test_load_midi_truncated(derived) -> None:
+    data = derived.midi[0].read_bytes()
     with pytest.raises(ScoreError, match=r"^cut\.mid: corrupt MIDI: .*chunk length"):
         load_midi(data[: len(data) // 2], "cut.mid")
 
@@ -143,8 +147,9 @@ def test_load_midi_not_midi() -> None:
         load_midi(b"RIFF\x00\x00\x00\x00WAVEfmt junk junk", "fake.mid")
 
 
-def test_load_midi_no_notes() -> None:
-    path = corpus_path(*SYMUSIC_CASES, "One_track_MIDIs", "empty.mid")
+@pytest.mark.parametrize("path", [derived_corpus().empty_midi, *shared_files(
+    *SYMUSIC_CASES, "One_track_MIDIs", names=["empty.mid"])], ids=lambda p: p.parent.name)
+def test_load_midi_no_notes(path: Path) -> None:
     with pytest.raises(ScoreError, match=r"^empty\.mid: MIDI file holds no notes$"):
         load_midi(path.read_bytes(), "empty.mid")
 
@@ -258,15 +263,18 @@ def test_read_abc_nothing_readable() -> None:
         read_abc("X:1\nT:Nothing\nK:C\n", "n.abc")
 
 
-@pytest.fixture(scope="module")
-def irish() -> tuple[str, list[Tune], list[str]]:
-    text = corpus_path("abc", "irish.abc").read_text(encoding="utf-8")
-    good, problems = read_abc(text, "irish.abc")
-    return text, good, problems
+@pytest.fixture(scope="module", params=[derived_corpus().big_abc, *shared_files("abc", names=["irish.abc"])],
+                ids=lambda p: p.name)
+def irish(request) -> tuple[str, list[Tune], list[str], str]:
+    """A real collection of several hundred tunes in one file (music21's, and irish.abc when shared)."""
+    path = request.param
+    text = path.read_text(encoding="utf-8")
+    good, problems = read_abc(text, path.name)
+    return text, good, problems, re.escape(path.name)
 
 
 def test_read_abc_irish_collection(irish) -> None:
-    text, good, problems = irish
+    text, good, problems, name = irish
     n_x = len(re.findall(r"^X:", text, flags=re.MULTILINE))
     assert n_x > 700
     assert len(good) + len(problems) == n_x
@@ -277,11 +285,11 @@ def test_read_abc_irish_collection(irish) -> None:
         assert lines[t.line - 1].startswith("X:")
     assert [t.index for t in good] == sorted(t.index for t in good)
     for p in problems:
-        assert re.match(r"^irish\.abc:\d+: tune \d+ ", p), p
+        assert re.match(rf"^{name}:\d+: tune \d+ ", p), p
 
 
 def test_read_abc_irish_messages_carry_line_col_inside_their_tune(irish) -> None:
-    text, good, _ = irish
+    text, good, _, name = irish
     n_lines = text.count("\n") + 1
     starts = [t.line for t in good]
     messages = 0
@@ -289,12 +297,12 @@ def test_read_abc_irish_messages_carry_line_col_inside_their_tune(irish) -> None
         end = starts[i + 1] if i + 1 < len(starts) else n_lines + 1
         for m in t.messages:
             messages += 1
-            hit = re.match(r"^irish\.abc:(\d+)(?::(\d+))?: (warning|error|note): ", m)
+            hit = re.match(rf"^{name}:(\d+)(?::(\d+))?: (warning|error|note): ", m)
             assert hit, m
             if hit.group(2):
                 assert t.line <= int(hit.group(1)) < end, (t.line, end, m)
     assert messages > 0
-    assert any(re.match(r"^irish\.abc:\d+:\d+: ", m) for t in good for m in t.messages)
+    assert any(re.match(rf"^{name}:\d+:\d+: ", m) for t in good for m in t.messages)
 
 
 # --- ABC: transposition ----------------------------------------------------------------------
@@ -302,7 +310,7 @@ def test_read_abc_irish_messages_carry_line_col_inside_their_tune(irish) -> None
 
 @pytest.mark.parametrize("k", [-3, 2, 5])
 def test_transpose_tune_keeps_header_and_shifts_pitches(irish, k: int) -> None:
-    _, good, _ = irish
+    _, good, _, _ = irish
     tune = good[0]
     out = transpose_tune(tune.text, tune.score, k)
     out_lines = out.split("\n")
@@ -355,14 +363,15 @@ def test_shift_key_signatures_range_and_congruence(key: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def pop909_score() -> symusic.Score:
-    return symusic.Score(str(corpus_path("midi", "pop909", "001.mid")))
+def real_score(derived) -> symusic.Score:
+    """A real three-voice tune (music21's corpus through symusic)."""
+    return symusic.Score(str(derived.multitrack[0]))
 
 
-def test_note_table_columns_and_dtypes(pop909_score: symusic.Score) -> None:
-    df = note_table(pop909_score, "song-001")
+def test_note_table_columns_and_dtypes(real_score: symusic.Score) -> None:
+    df = note_table(real_score, "song-001")
     assert df.schema == pl.Schema(NOTE_SCHEMA)
-    assert len(df) == pop909_score.note_num()
+    assert len(df) == real_score.note_num()
     assert df["piece_id"].unique().to_list() == ["song-001"]
     assert df["track"].unique().sort().to_list() == [0, 1, 2]
     assert df.equals(df.sort(["onset", "pitch", "track"]))
@@ -370,14 +379,14 @@ def test_note_table_columns_and_dtypes(pop909_score: symusic.Score) -> None:
     assert df["pitch"].min() >= 0 and df["pitch"].max() <= 127
     assert not df["is_drum"].any()
     # ticks at TPQ per quarter: the last note ends where it ends in the score, in quarters
-    last_end = max(n.end for t in pop909_score.tracks for n in t.notes)
-    assert abs((df["onset"] + df["duration"]).max() / TPQ - last_end / pop909_score.ticks_per_quarter) < 0.1
+    last_end = max(n.end for t in real_score.tracks for n in t.notes)
+    assert abs((df["onset"] + df["duration"]).max() / TPQ - last_end / real_score.ticks_per_quarter) < 0.1
 
 
 @pytest.mark.parametrize("tpq", [960, 1920])
-def test_note_table_resolution_invariant(pop909_score: symusic.Score, tpq: int) -> None:
-    base = note_table(pop909_score, "p")
-    resampled = pop909_score.resample(tpq=tpq)
+def test_note_table_resolution_invariant(real_score: symusic.Score, tpq: int) -> None:
+    base = note_table(real_score, "p")
+    resampled = real_score.resample(tpq=tpq)
     assert resampled.ticks_per_quarter == tpq
     assert note_table(resampled, "p").equals(base)
     # and after a save/load round trip at that resolution
@@ -412,9 +421,9 @@ def test_note_table_empty_score() -> None:
     assert df.is_empty() and df.schema == pl.Schema(NOTE_SCHEMA)
 
 
-def test_piece_stats(pop909_score: symusic.Score) -> None:
-    stats = piece_stats(pop909_score)
-    assert stats["n_notes"] == pop909_score.note_num()
+def test_piece_stats(real_score: symusic.Score) -> None:
+    stats = piece_stats(real_score)
+    assert stats["n_notes"] == real_score.note_num()
     assert stats["n_tracks"] == 3
     assert 0 <= stats["min_pitch"] <= stats["max_pitch"] <= 127
     assert stats["tempo"] > 0 and stats["seconds"] > 0

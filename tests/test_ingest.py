@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import corpus_path
+from conftest import shared_files
 
 from musicml.ingest import (
     FILE_SCHEMA,
@@ -45,20 +45,21 @@ def _write(path: Path, data: bytes) -> None:
 
 
 @pytest.fixture(scope="module")
-def drop(tmp_path_factory: pytest.TempPathFactory):
+def drop(tmp_path_factory: pytest.TempPathFactory, derived):
     """A drop zone with one of every kind of bad input, ingested once."""
-    cases = corpus_path(*SYMUSIC)
     root = tmp_path_factory.mktemp("ingest")
     lake = Lake.from_env(root / "lake")
     raw = lake.raw_dir
-    _copy(cases / "1.midi", raw / "midi" / "1.midi")
-    for name in UNICODE_COPIES:
-        _copy(cases / name, raw / "midi" / name)
-    _copy(cases / "2.midi", raw / "midi" / "2.midi")
-    for name in ("Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid", "RunTimeError_unexpected_EOF.mid"):
-        _copy(cases / "MIDIs_corrupted" / name, raw / "corrupt" / name)
-    _copy(cases / "One_track_MIDIs" / "empty.mid", raw / "bad" / "empty.mid")
-    _copy(corpus_path("abc", "edge", "rising_sun.abc"), raw / "abc" / "rising_sun.abc")
+    _copy(derived.midi[0], raw / "midi" / "1.midi")
+    for name in UNICODE_COPIES:  # byte-identical copies under non-ASCII names
+        _copy(derived.midi[0], raw / "midi" / name)
+    _copy(derived.multitrack[0], raw / "midi" / "2.midi")
+    for name, path in derived.corrupt_midi.items():
+        _copy(path, raw / "corrupt" / name)
+    for path in shared_files(*SYMUSIC, "MIDIs_corrupted"):
+        _copy(path, raw / "corrupt" / path.name)
+    _copy(derived.empty_midi, raw / "bad" / "empty.mid")
+    _copy(derived.abc_files[0], raw / "abc" / derived.abc_files[0].name)
     _write(raw / "bad" / "fake.mid", b"This is a plain text file pretending to be MIDI.\n")
     _write(raw / "bad" / "zero.abc", b"")
     _write(raw / "bad" / "blank.abc", b"   \n\t\n  \r\n")
@@ -72,13 +73,13 @@ def drop(tmp_path_factory: pytest.TempPathFactory):
     _write(raw / "legacy.abc", "X:1\nT:Caf\u00e9 \u2019s Reel\nL:1/4\nK:C\nCDEF|GABc|\n".encode("cp1252"))
     _write(raw / "good.abc", GOOD_ABC.encode())
     outside = root / "outside"
-    _copy(cases / "3.midi", outside / "secret.mid")
+    _copy(derived.midi[2], outside / "secret.mid")
     (raw / "bad" / "escape.mid").symlink_to(outside / "secret.mid")
     (raw / "inside_link.abc").symlink_to(raw / "good.abc")
-    # hidden files and folders are skipped
+    # hidden files and folders get rejected rows (never read)
     _write(raw / ".hidden.mid", b"garbage")
     _write(raw / "abc" / ".DS_Store", b"\x00\x01")
-    _copy(cases / "4.midi", raw / ".cache" / "4.midi")
+    _copy(derived.midi[3], raw / ".cache" / "4.midi")
     progress: list[tuple[int, int, str]] = []
     result = ingest(lake, IngestConfig(max_file_bytes=MAX_BYTES), progress=lambda i, n, p: progress.append((i, n, p)))
     rows = {r["path"]: r for r in result.files.iter_rows(named=True)}
@@ -92,17 +93,18 @@ def _reason(rows: dict, rel: str, status: str = "rejected") -> str:
     return row["reason"]
 
 
-def test_every_non_hidden_file_exactly_one_row(drop) -> None:
+def test_every_file_exactly_one_row(drop) -> None:
     lake, result, rows, progress = drop
     expected = sorted(
         p.relative_to(lake.raw_dir).as_posix()
         for p in lake.raw_dir.rglob("*")
-        if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(lake.raw_dir).parts)
+        if p.is_file() or p.is_symlink()
     )
     paths = result.files["path"].to_list()
-    assert paths == expected  # sorted, one row each, hidden ones left out
+    assert paths == expected  # sorted, one row each, hidden ones included
     assert len(set(paths)) == len(paths)
-    assert not any(Path(p).name.startswith(".") or p.startswith(".") for p in paths)
+    for hidden in (".hidden.mid", "abc/.DS_Store", ".cache/4.midi"):
+        assert "hidden" in _reason(rows, hidden)
     assert result.files.schema == pl.Schema(FILE_SCHEMA)
     assert set(result.files["status"]) <= {"ingested", "duplicate", "rejected"}
     assert [(i, n) for i, n, _ in progress] == [(i + 1, len(paths)) for i in range(len(paths))]
@@ -112,19 +114,20 @@ def test_every_non_hidden_file_exactly_one_row(drop) -> None:
     assert (result.files["parser_version"] == PARSER_VERSION).all()
 
 
-def test_scan_skips_hidden(drop) -> None:
+def test_scan_lists_every_entry(drop) -> None:
     lake, _, rows, _ = drop
-    names = [p.relative_to(lake.raw_dir).as_posix() for p in scan(lake.raw_dir)]
-    assert ".hidden.mid" not in names and "abc/.DS_Store" not in names
-    assert not any(n.startswith(".cache") for n in names)
+    entries = scan(lake.raw_dir)
+    names = [e.rel for e in entries]
+    assert ".hidden.mid" in names and "abc/.DS_Store" in names and ".cache/4.midi" in names
     assert names == sorted(rows)
+    assert all(e.path.relative_to(lake.raw_dir).as_posix() == e.rel for e in entries)
 
 
-def test_good_files_are_ingested(drop) -> None:
+def test_good_files_are_ingested(drop, derived) -> None:
     _, result, rows, _ = drop
     assert rows["midi/1.midi"]["status"] == "ingested" and rows["midi/1.midi"]["format"] == "midi"
     assert rows["midi/2.midi"]["status"] == "ingested"
-    assert rows["abc/rising_sun.abc"]["status"] == "ingested"
+    assert [r["status"] for p, r in rows.items() if p.startswith("abc/")] == ["rejected", "ingested"]  # .DS_Store
     good = rows["good.abc"]
     assert good["status"] == "ingested" and good["n_pieces"] == 2 and good["encoding"] == "utf-8"
     assert good["reason"] == ""
@@ -137,7 +140,12 @@ def test_first_ingest_reuses_nothing(drop) -> None:
     assert drop[1].reused == 0
 
 
-@pytest.mark.parametrize("name", ["Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid"])
+CORRUPT = ["garbage_chunk_id.mid", "truncated.mid", "track_length_past_end.mid"]
+SHARED_CORRUPT = [p.name for p in shared_files(*SYMUSIC, "MIDIs_corrupted",
+                                               names=["Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid"])]
+
+
+@pytest.mark.parametrize("name", CORRUPT + SHARED_CORRUPT)
 def test_corrupt_midi_rejected(drop, name: str) -> None:
     _, _, rows, _ = drop
     reason = _reason(rows, f"corrupt/{name}")
@@ -145,14 +153,15 @@ def test_corrupt_midi_rejected(drop, name: str) -> None:
     assert rows[f"corrupt/{name}"]["content_hash"]
 
 
-def test_structurally_valid_midi_from_corrupted_folder_is_accounted(drop) -> None:
-    # RunTimeError_unexpected_EOF.mid: every chunk fits and ends with End-of-Track; symusic 0.6
-    # reads it, so it is ingested, but it must still have exactly one row.
+@pytest.mark.parametrize("name", CORRUPT + [p.name for p in shared_files(*SYMUSIC, "MIDIs_corrupted")])
+def test_every_file_from_a_corrupted_folder_is_accounted(drop, name: str) -> None:
+    # e.g. symusic's RunTimeError_unexpected_EOF.mid (with the shared corpora): every chunk fits
+    # and ends with End-of-Track; symusic 0.6 reads it, so it is ingested; each has exactly one row.
     _, _, rows, _ = drop
-    row = rows["corrupt/RunTimeError_unexpected_EOF.mid"]
+    row = rows[f"corrupt/{name}"]
     assert row["status"] in ("ingested", "rejected")
     if row["status"] == "rejected":
-        assert row["reason"].startswith("corrupt/RunTimeError_unexpected_EOF.mid")
+        assert row["reason"].startswith(f"corrupt/{name}")
 
 
 def test_non_midi_with_mid_extension(drop) -> None:
@@ -255,7 +264,7 @@ def test_load_parsed_pieces_and_notes(drop) -> None:
     assert midi["text"].startswith("MIDI grid=4") and midi["n_notes"] > 0
     assert midi["text_bytes"] == len(midi["text"].encode())
     for rel in ingested:
-        assert all(p.exists() for p in cache_paths(lake, rows[rel]["content_hash"]))
+        assert all(p.exists() for p in cache_paths(lake, rows[rel]["content_hash"], rows[rel]["format"]))
 
 
 def test_parse_bytes_unknown_format() -> None:
@@ -268,10 +277,9 @@ def test_parse_bytes_unknown_format() -> None:
 # --- incremental ---------------------------------------------------------------------------
 
 
-def test_incremental_reingest(tmp_path: Path) -> None:
-    cases = corpus_path(*SYMUSIC)
+def test_incremental_reingest(tmp_path: Path, derived) -> None:
     lake = Lake.from_env(tmp_path / "lake")
-    _copy(cases / "1.midi", lake.raw_dir / "a.midi")
+    _copy(derived.midi[0], lake.raw_dir / "a.midi")
     _write(lake.raw_dir / "b.abc", GOOD_ABC.encode())
     _write(lake.raw_dir / "bad.abc", b"X:1\nT:Nothing\nK:C\n")
     _write(lake.raw_dir / "note.txt", b"x")
@@ -283,7 +291,7 @@ def test_incremental_reingest(tmp_path: Path) -> None:
     assert second.reused == 3
     assert second.files.equals(first.files)
 
-    _copy(cases / "2.midi", lake.raw_dir / "new" / "c.midi")
+    _copy(derived.midi[1], lake.raw_dir / "new" / "c.midi")
     third = ingest(lake, previous=second.files)
     assert third.parsed == 1 and third.reused == 3
     assert third.files.filter(pl.col("path") == "new/c.midi")["status"].to_list() == ["ingested"]
@@ -357,22 +365,11 @@ def test_symlinked_folder_outside_is_not_silently_dropped(tmp_path: Path) -> Non
 # --- alphaTex ------------------------------------------------------------------------------
 
 
-def _alphatex():
-    try:
-        import musicml.formats.alphatex as alphatex
-    except Exception as err:  # being written concurrently
-        pytest.skip(f"musicml.formats.alphatex not importable: {err}")
-    if not hasattr(alphatex, "parse"):
-        pytest.skip("musicml.formats.alphatex has no parse() yet")
-    return alphatex
-
-
 @pytest.mark.parametrize(
     "data", [b'\\title "unterminated', b"@@@ ### !!! ((( ", b"\\track { \n\\staff \n 3.3.4 | 5.x.y.z |\n"],
     ids=["unterminated", "garbage", "broken-bar"],
 )
 def test_malformed_alphatex_rejected_with_line_col(tmp_path: Path, data: bytes) -> None:
-    _alphatex()
     lake = Lake.from_env(tmp_path / "lake")
     _write(lake.raw_dir / "tabs" / "bad.atex", data)
     result = ingest(lake)
@@ -386,7 +383,6 @@ def test_malformed_alphatex_rejected_with_line_col(tmp_path: Path, data: bytes) 
 
 
 def test_seed_drop_zone(tmp_path: Path) -> None:
-    pytest.importorskip("music21")
     from musicml.ingest.corpus import music21_abc_files, seed_drop_zone
 
     files = music21_abc_files()

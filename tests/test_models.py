@@ -239,3 +239,45 @@ def test_unigram_bpb_and_counts(tmp_path):
     expected = -(math.log(p[2]) + 2 * math.log(p[3])) / (math.log(2) * (2 + 1 + 1))
     got = unigram_bpb(shard_paths(tmp_path, "train"), shard_paths(tmp_path, "valid"), token_bytes)
     assert got == pytest.approx(expected)
+
+
+def test_batched_newton_schulz_equals_one_matrix_at_a_time():
+    torch.manual_seed(0)
+    g = torch.randn(3, 16, 40)
+    batched = zeropower_via_newtonschulz5(g)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], zeropower_via_newtonschulz5(g[i]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(zeropower_via_newtonschulz5(g.mT), batched.mT, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_fused_qkv_equals_three_projections():
+    """One q/k/v matmul with rotary and QK norm on q and k together is the three-projection math."""
+    from musicml.models.gpt import GPT, apply_rotary, norm
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, seq_len=16, n_layer=1, n_embd=64, n_head=2))
+    attn = model.blocks[0].attn
+    for lin in (attn.c_q, attn.c_k, attn.c_v, attn.c_proj):
+        torch.nn.init.normal_(lin.weight, std=0.1)
+    x = torch.randn(2, 16, 64)
+    cos, sin = model.cos[:, :16], model.sin[:, :16]
+    q = norm(apply_rotary(attn.c_q(x).view(2, 16, 2, 32), cos, sin)).transpose(1, 2)
+    k = norm(apply_rotary(attn.c_k(x).view(2, 16, 2, 32), cos, sin)).transpose(1, 2)
+    v = attn.c_v(x).view(2, 16, 2, 32).transpose(1, 2)
+    y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    expected = attn.c_proj(y.transpose(1, 2).reshape(2, 16, 64))
+    torch.testing.assert_close(attn(x, cos, sin, None), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_apply_rotary_rotates_half_pairs():
+    """apply_rotary's three ops are the rotation of (x[i], x[i + D/2]) by position * frequency."""
+    from musicml.models.gpt import apply_rotary, rotary_tables
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 3, 16)
+    cos, sin = rotary_tables(8, 16, 10000.0)
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, 16, 2).float() / 16))
+    angle = torch.outer(torch.arange(8).float(), inv_freq)[None, :, None, :]
+    x1, x2 = x[..., :8], x[..., 8:]
+    expected = torch.cat([x1 * angle.cos() + x2 * angle.sin(), x2 * angle.cos() - x1 * angle.sin()], -1)
+    torch.testing.assert_close(apply_rotary(x, cos, sin), expected, atol=1e-6, rtol=1e-6)

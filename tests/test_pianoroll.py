@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import corpus_path
+from conftest import derived_corpus
 from symusic import Note, Score, Track
 
 from musicml.formats.midi.text import decode, encode
 from musicml.pianorolls.grid import from_pianoroll, to_pianoroll
 
 
-def pop909(name: str = "001.mid") -> Score:
-    return Score(corpus_path("midi", "pop909") / name)
+def real(i: int = 0) -> Score:
+    """A real multi-voice tune (music21's corpus through symusic); the first has three voices."""
+    return Score(str(derived_corpus().multitrack[i]))
 
 
-def test_shape_and_values_on_pop909():
-    score = pop909()
+def test_shape_and_values_on_a_real_score():
+    score = real()
     roll = to_pianoroll(score)
     assert roll.dtype == np.uint8 and roll.shape[0] == 128
     assert set(np.unique(roll)) == {0, 1}
     per_track = to_pianoroll(score, merge_tracks=False, velocity=True)
-    assert per_track.shape == (3, 128, roll.shape[1])
+    assert len(score.tracks) == 3 and per_track.shape == (3, 128, roll.shape[1])
     assert 1 <= per_track[per_track > 0].min() and per_track.max() <= 127
     assert ((per_track.max(axis=0) > 0) == (roll > 0)).all()
 
 
 def test_agrees_with_miditext_quantization():
-    score = pop909("002.mid")
+    score = real(1)
     roll = to_pianoroll(score)
     via_text = decode(encode(score))  # same grid rules
     expect = np.zeros_like(roll)
@@ -39,7 +40,7 @@ def test_agrees_with_miditext_quantization():
 
 
 def test_round_trip_binary_and_velocity():
-    score = pop909("003.mid")
+    score = real(0)
     roll = to_pianoroll(score)
     back = from_pianoroll(roll, tempo=90, program=5)
     assert back.tracks[0].program == 5 and round(back.tempos[0].qpm) == 90

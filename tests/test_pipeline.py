@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from conftest import corpus_path
+from conftest import Derived
 
 from musicml import shards
 from musicml.lake import sha256_file
@@ -21,10 +21,10 @@ TINY_RUN = {
         "raw_scores": {"config": {"seed_default_corpus": False}},
         "tokenizer": {"config": {"vocab_size": 1024}},
         "trained_model": {"config": {
-            "n_layer": 1, "n_embd": 64, "n_head": 1, "seq_len": 128, "device_batch_size": 4,
+            "model": {"n_layer": 1, "n_embd": 64, "n_head": 1}, "seq_len": 128, "device_batch_size": 4,
             "total_batch_tokens": 512, "max_steps": 12, "eval_every": 6, "checkpoint_every": 6,
             "eval_tokens": 2048, "launcher": "subprocess"}},
-        "model_evaluation": {"config": {"max_tokens": 4096, "validity_samples": 1, "max_new_tokens": 48}},
+        "model_evaluation": {"config": {"validity_samples": 1, "max_new_tokens": 48}},  # whole splits
         "generated_samples": {"config": {"per_prompt": 1, "max_new_tokens": 64}},
     }
 }
@@ -32,30 +32,23 @@ DATA_ASSETS = ["raw_scores", "parsed_scores", "deduped_scores", "augmented_score
                "tokenizer", "token_shards"]
 
 
-def build_drop_zone(raw: Path) -> dict[str, str]:
-    """A mixed real subset plus hand-made bad files; returns {file: expected status}."""
+def build_drop_zone(raw: Path, derived: Derived) -> dict[str, str]:
+    """A mixed real subset (derived from music21's corpus) plus bad files; returns {file: expected status}."""
     expected = {}
-    midi = corpus_path("midi")
-    for name in ("001.mid", "002.mid"):
-        shutil.copy(midi / "pop909" / name, raw / name)
+    for name, src in (("001.mid", derived.multitrack[0]), ("002.mid", derived.multitrack[1])):
+        shutil.copy(src, raw / name)
         expected[name] = "ingested"
-    shutil.copy(midi / "pop909" / "001.mid", raw / "001_copy.mid")
+    shutil.copy(derived.multitrack[0], raw / "001_copy.mid")
     expected["001_copy.mid"] = "duplicate"
-    corrupt = midi / "edge" / "symusic-testcases" / "MIDIs_corrupted"
-    for name in ("Issue104_Bizarre_Love_Triangle2.mid", "ValueError_Control168.mid"):
-        shutil.copy(corrupt / name, raw / name)
+    for name in ("garbage_chunk_id.mid", "truncated.mid"):
+        shutil.copy(derived.corrupt_midi[name], raw / name)
         expected[name] = "rejected"
-    shutil.copy(midi / "edge" / "symusic-testcases" / "One_track_MIDIs" / "empty.mid", raw / "empty.mid")
+    shutil.copy(derived.empty_midi, raw / "empty.mid")
     expected["empty.mid"] = "rejected"
-    for f in sorted(corpus_path("abc", "edge").glob("*.abc"))[:3]:
-        shutil.copy(f, raw / f.name)
-        expected[f.name] = "ingested"
-    small_abc = sorted(corpus_path("abc", "music21").rglob("*.abc"), key=lambda p: (p.stat().st_size, p.name))[:6]
-    for i, f in enumerate(small_abc):
+    for i, f in enumerate(derived.abc_files[:5]):  # music21's ABC files as installed
         shutil.copy(f, raw / f"m21_{i}_{f.name}")
         expected[f"m21_{i}_{f.name}"] = "ingested"
-    atex_dir = corpus_path("alphatex", "alphatab-testdata")
-    for f in sorted(atex_dir.rglob("*.atex"), key=lambda p: (p.stat().st_size, p.name))[40:43]:
+    for f in derived.atex[5:8]:  # other tunes, as alphaTex tabs
         shutil.copy(f, raw / f"tab_{f.name}")
         expected[f"tab_{f.name}"] = "ingested"
     (raw / "broken.atex").write_text('\\title "Broken\n\\tempo 120\n.\n3.3.4 (0.1 2.2.4 |\n')
@@ -70,12 +63,12 @@ def build_drop_zone(raw: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
+def graph(tmp_path_factory, derived):
     """Materialize everything once for the module; yields (lake root, result, expected statuses)."""
     root = tmp_path_factory.mktemp("lake")
     raw = root / "raw"
     raw.mkdir()
-    expected = build_drop_zone(raw)
+    expected = build_drop_zone(raw, derived)
     mp = pytest.MonkeyPatch()
     mp.setenv("MUSICML_LAKE", str(root))
     mp.delenv("MUSICML_RAW_DIR", raising=False)
@@ -164,6 +157,24 @@ def test_mlflow_run_links_back_to_dagster(graph):
     assert mat.metadata["mlflow_run_id"].value == run.info.run_id
 
 
+def test_one_source_for_every_evaluation_figure(graph):
+    """MLflow's latest value of every figure == evaluation.json == the Dagster metadata."""
+    root, result, *_ = graph
+    from mlflow.tracking import MlflowClient
+
+    latest = json.loads((root / "models" / "latest.json").read_text())
+    saved = json.loads((Path(latest["run_dir"]) / "evaluation.json").read_text())
+    meta = result.asset_materializations_for_node("model_evaluation")[0].metadata
+    logged = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").get_run(latest["mlflow_run_id"]).data.metrics
+    for key in ("val_bpb", "test_bpb", "unigram_val_bpb", "unigram_test_bpb", "val_bpn", "test_bpn",
+                "unigram_val_bpn", "unigram_test_bpn", "midi_musical_valid_rate", "oa_ref_pitch_range"):
+        assert key in saved, key
+    for key, value in saved.items():
+        assert logged[key] == value and meta[key].value == value, key
+    assert "val_bpb_estimate" in logged  # the training-time figure keeps its own name
+    assert "musical_metrics" in meta
+
+
 def test_samples_written(graph):
     root, *_ = graph
     latest = json.loads((root / "models" / "latest.json").read_text())
@@ -173,7 +184,7 @@ def test_samples_written(graph):
     assert all((sample_dir / Path(s["files"]["text"]).name).exists() for s in listing)
 
 
-def test_rerun_is_incremental_and_byte_identical(graph, tmp_path):
+def test_rerun_is_incremental_and_byte_identical(graph, tmp_path, derived):
     root, _, _, defs, instance = graph
     watched = ["ingest/files.parquet", "curated/splits.parquet", "shards/manifest.json"]
     before = {p: sha256_file(root / p) for p in watched}
@@ -184,7 +195,7 @@ def test_rerun_is_incremental_and_byte_identical(graph, tmp_path):
     meta = again.asset_materializations_for_node("raw_scores")[0].metadata
     assert meta["parsed_now"].value == 0
     assert {p: sha256_file(root / p) for p in watched} == before
-    shutil.copy(corpus_path("midi", "pop909", "003.mid"), root / "raw" / "003.mid")
+    shutil.copy(derived.multitrack[2], root / "raw" / "003.mid")
     raw_only = [a for a in data if a.key.to_user_string() == "raw_scores"]
     third = dg.materialize(raw_only, run_config={"ops": {"raw_scores": TINY_RUN["ops"]["raw_scores"]}},
                            resources=defs.resources, instance=instance)

@@ -42,7 +42,7 @@ def test_manifest_counts(corpus, tmp_path: Path) -> None:
         assert info["rows"] == sum(e["rows"] for e in info["shards"])
         assert info["tokens"] == sum(e["tokens"] for e in info["shards"])
         for i, e in enumerate(info["shards"]):
-            assert e["file"] == f"{split}/shard_{i:05d}.parquet"
+            assert e["file"] == f"{manifest['generation']}/{split}/shard_{i:05d}.parquet"
             table = pq.read_table(tmp_path / e["file"])
             assert table.num_rows == e["rows"]
             assert sum(len(t) for t in table.column("tokens").to_pylist()) == e["tokens"]
@@ -101,12 +101,39 @@ def test_deterministic_bytes(corpus, tmp_path: Path) -> None:
     assert files_a == files_b
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-    # re-writing in place gives the same bytes, and stale shards from a bigger run are removed
-    write_shards({"train": _docs("train", 200)}, tmp_path / "a", tokens_per_shard=120, seed=7)
+    # re-writing in place gives the same bytes; the generation before is kept, older ones go
+    big = write_shards({"train": _docs("train", 200)}, tmp_path / "a", tokens_per_shard=120, seed=7)
     m3 = write_shards(corpus, tmp_path / "a", tokens_per_shard=120, seed=7)
     assert m3 == m1
+    gens = sorted(p.name for p in (tmp_path / "a").glob("gen-*"))
+    assert gens == sorted({m1["generation"], big["generation"]})
+    write_shards(corpus, tmp_path / "a", tokens_per_shard=120, seed=7)
     again = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.parquet"))
     assert again == sorted(r for r in files_a if r.suffix == ".parquet")
+
+
+def test_killed_rewrite_leaves_the_old_generation_whole(corpus, tmp_path: Path, monkeypatch) -> None:
+    from musicml.shards import manifest as mod
+
+    old = write_shards(corpus, tmp_path, tokens_per_shard=100)
+    calls = []
+
+    def dying_write(path, table, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would, mid-way through the new generation
+        return real(path, table, **kw)
+
+    real = mod.write_parquet
+    monkeypatch.setattr(mod, "write_parquet", dying_write)
+    changed = {k: v[:-1] for k, v in corpus.items()}
+    with pytest.raises(KeyboardInterrupt):
+        write_shards(changed, tmp_path, tokens_per_shard=100)
+    monkeypatch.setattr(mod, "write_parquet", real)
+    assert read_manifest(tmp_path) == old and verify(tmp_path) == []  # readers still see a whole set
+    new = write_shards(changed, tmp_path, tokens_per_shard=100)  # the rerun completes and cleans up
+    assert verify(tmp_path) == [] and new["digest"] != old["digest"]
+    assert not list(tmp_path.glob(".gen-*"))
 
 
 def test_digest_changes_with_content(corpus, tmp_path: Path) -> None:
@@ -119,7 +146,7 @@ def test_digest_changes_with_content(corpus, tmp_path: Path) -> None:
 def test_empty_split_has_one_empty_shard(tmp_path: Path) -> None:
     manifest = write_shards({"train": _docs("train", 3), "test": []}, tmp_path)
     assert manifest["splits"]["test"]["rows"] == 0 and len(manifest["splits"]["test"]["shards"]) == 1
-    assert pq.read_table(tmp_path / "test" / "shard_00000.parquet").num_rows == 0
+    assert pq.read_table(tmp_path / manifest["generation"] / "test" / "shard_00000.parquet").num_rows == 0
     assert verify(tmp_path) == []
 
 

@@ -6,13 +6,11 @@ import os
 import warnings
 from pathlib import Path
 
+import mlflow
 import pytest
+from mlflow.tracking._tracking_service import utils as _tracking_utils
 
-mlflow = pytest.importorskip("mlflow")
-
-from mlflow.tracking._tracking_service import utils as _tracking_utils  # noqa: E402
-
-from musicml import tracking  # noqa: E402
+from musicml import tracking
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +131,24 @@ def test_log_metrics_one_shot(store) -> None:
     assert [(m.step, m.value) for m in hist] == [(5, 0.47)]
 
 
+def test_log_metrics_becomes_the_latest_value(store) -> None:
+    """An evaluation run again at the same step, or after a key was logged at a later step,
+    is still what MLflow shows as the key's value."""
+    uri = store[0]
+    run_id = _run(store, "latest")
+    c = tracking.client(uri)
+    logger = tracking.MetricsLogger(uri, run_id)
+    logger(9, {"seen_late": 5.0})
+    logger.flush()
+    tracking.log_metrics(uri, run_id, {"val_bpb": 2.0, "seen_late": 1.0}, step=5)
+    tracking.log_metrics(uri, run_id, {"val_bpb": 1.5}, step=5)  # same step, straight after
+    latest = c.get_run(run_id).data.metrics
+    assert latest["val_bpb"] == 1.5 and latest["seen_late"] == 1.0
+    assert [m.value for m in sorted(c.get_metric_history(run_id, "val_bpb"), key=lambda m: m.timestamp)] == [2.0, 1.5]
+    tracking.log_metrics(uri, run_id, {"none": None}, step=5)
+    assert "none" not in c.get_run(run_id).data.metrics
+
+
 def test_log_params_skips_existing(store) -> None:
     uri = store[0]
     run_id = _run(store, "params")
@@ -157,7 +173,7 @@ def test_log_dataset(store) -> None:
     run_id = _run(store, "dataset")
     manifest = _manifest()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")  # no warning about the source kind or inferred integer columns
         tracking.log_dataset(uri, run_id, manifest, root / "shards")
     run = tracking.client(uri).get_run(run_id)
     inputs = run.inputs.dataset_inputs
@@ -165,7 +181,8 @@ def test_log_dataset(store) -> None:
     ds = inputs[0].dataset
     assert ds.name == "token_shards"
     assert ds.digest == manifest["digest"][:16]
-    assert str(root / "shards") in ds.source
+    assert ds.source_type == "local" and (root / "shards").resolve().as_uri() in ds.source
+    assert '"type": "long", "name": "tokens"' in ds.schema
     assert {t.key: t.value for t in inputs[0].tags}.get("mlflow.data.context") == "training"
     assert mlflow.active_run() is None  # no fluent run left open in the process
 
@@ -203,3 +220,19 @@ def test_run_url(store) -> None:
     exp = tracking.client(uri).get_run(run_id).info.experiment_id
     assert tracking.run_url(uri, run_id) == f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id}"
     assert tracking.run_url(uri, run_id, "9") == f"http://127.0.0.1:5000/#/experiments/9/runs/{run_id}"
+
+
+def test_two_processes_create_one_fresh_store(tmp_path) -> None:
+    """Two runs starting at once on a fresh lake: the store is created once, neither fails."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = ("import sys; from musicml import tracking; "
+            "print(tracking.start_or_resume_run(sys.argv[1], run_id=None, run_name='r', tags={}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
+    ids = {o.strip().splitlines()[-1] for o, _ in outs}
+    assert len(ids) == 2

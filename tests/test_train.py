@@ -154,7 +154,7 @@ def test_train_learns_and_writes_checkpoints(shards, tmp_path):
     assert names == ["step_000020.pt", "step_000030.pt"]  # keep_last=2
     assert Path(result.checkpoint).name == "step_000030.pt"
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert any("val_bpb" in e for e in log) and any("tokens_per_s" in e for e in log)
+    assert any("val_bpb_estimate" in e for e in log) and any("tokens_per_s" in e for e in log)
 
 
 def test_gradient_accumulation_equivalence(shards, tmp_path):
@@ -251,10 +251,37 @@ def test_ddp_two_processes_match_one(shards, tmp_path):
     assert sorted(ddp) == sorted(single) == [1, 2, 3, 4]
     for step in single:
         assert ddp[step] == pytest.approx(single[step], rel=1e-4, abs=1e-5)
-    single_bpb = [json.loads(line)["val_bpb"] for line in
-                  (tmp_path / "single" / "log.jsonl").read_text().splitlines() if "val_bpb" in line]
-    ddp_bpb = [e["val_bpb"] for e in log if "val_bpb" in e]
+    single_bpb = [json.loads(line)["val_bpb_estimate"] for line in
+                  (tmp_path / "single" / "log.jsonl").read_text().splitlines() if "val_bpb_estimate" in line]
+    ddp_bpb = [e["val_bpb_estimate"] for e in log if "val_bpb_estimate" in e]
     assert ddp_bpb == pytest.approx(single_bpb, rel=1e-4)
     result = json.loads(proc.stdout.strip().splitlines()[-1])["result"]
     assert result["steps"] == 4
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step_000004.pt"]
+
+
+def test_train_caps_oversubscribed_torch_threads(shards, tmp_path, monkeypatch):
+    """In-process training with more torch threads than cores runs on as many threads as cores."""
+    from musicml import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 1)
+    monkeypatch.setattr("musicml.train.loop.available_cores", lambda: 1)
+    torch.set_num_threads(2)
+    result, _ = run(tiny_cfg(max_steps=1, eval_every=0, checkpoint_every=0), shards, tmp_path / "r")
+    assert result.steps == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_train_runs_in_named_phases(shards, tmp_path):
+    """train() is the phases in order; they can be driven one by one, as train() does."""
+    from musicml.train.loop import _Run
+
+    run_ = _Run(tiny_cfg(max_steps=2, eval_every=0, checkpoint_every=0), None)
+    run_.setup(shards, tmp_path / "r", BOS, TOKEN_BYTES)
+    run_.build()
+    run_.resume()
+    run_.wrap()
+    assert run_.step == 0 and run_.resumed_from is None and run_.grad_accum == 1
+    result = run_.finish(*run_.loop(None))
+    assert result.steps == 2 and result.val_bpb is not None
+    assert Path(result.checkpoint).name == "step_000002.pt"

@@ -13,15 +13,13 @@ the same work in another format: this grows the alphaTex corpus from MIDI.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
-import symusic
 
-from musicml.formats.native import captured_native_output
+from musicml.threads import pool_workers, worker_init
 
 AUG_SCHEMA: dict[str, pl.DataType] = {
     "aug_id": pl.String,
@@ -42,7 +40,7 @@ class AugmentConfig:
     high: int = 127
     formats: tuple[str, ...] = ("atex", "abc", "midi")
     frets: int = 24
-    workers: int = 0  # processes for transposition; 0: one per CPU
+    workers: int = 0  # processes for transposition; 0: one per available core (never more)
     midi_to_atex: bool = False  # also write MIDI copies' guitar-range parts as alphaTex tabs
 
     def shifts(self) -> list[int]:
@@ -77,45 +75,15 @@ def transpose_text(fmt: str, text: str, semitones: int, *, frets: int = 24) -> s
 
 
 def transpose_all(fmt: str, text: str, shifts: list[int], *, frets: int = 24) -> dict[int, str | None]:
-    """Every shift of one piece, parsing its text once. Values: text, or None if unplayable."""
+    """Every shift of one piece, parsing its text once. Values: text, or None if unplayable.
+
+    The format's own transposer (:meth:`musicml.formats.base.Format.transpose_all`) writes them;
+    an unknown ``fmt`` raises ValueError."""
+    from musicml.formats import get_format
+
     if not shifts:
         return {}
-    if fmt == "atex":
-        from musicml.formats import alphatex
-
-        result = alphatex.parse(text)
-        if not result.ok:
-            return dict.fromkeys(shifts)
-        out: dict[int, str | None] = {}
-        for k in shifts:
-            moved = alphatex.transpose(result.ast, k, frets=frets)
-            out[k] = None if moved is None else alphatex.serialize(moved)
-        return out
-    if fmt == "abc":
-        from musicml.formats.abc import transpose_tune
-        from musicml.formats.abc.transpose import transpose_abc
-
-        out = {k: transpose_abc(text, k) for k in shifts}
-        missing = [k for k, moved in out.items() if moved is None]
-        if missing:  # constructs the text transposer declines: re-spell via notes (slower)
-            with captured_native_output():
-                score = symusic.Score.from_abc(text)
-                out.update({k: transpose_tune(text, score, k) for k in missing})
-        return out
-    if fmt == "midi":
-        from musicml.formats.midi import text as miditext
-
-        score = miditext.decode(text)
-        grid = miditext.read_grid(text)
-        out = {}
-        for k in shifts:
-            moved = score.copy()
-            for track in moved.tracks:
-                if not track.is_drum:
-                    track.shift_pitch(k, inplace=True)
-            out[k] = miditext.encode(moved, grid=grid)
-        return out
-    raise ValueError(f"unknown format {fmt!r}")
+    return get_format(fmt).transpose_all(text, shifts, frets=frets)
 
 
 # guitar range: E2 (40) to the 24th fret of the high E string (88)
@@ -183,9 +151,10 @@ def augment(
         if fmt in config.formats:
             counts["out_of_range"] += n_shifts - len(todo)
         jobs.append((pid, wid, fmt, (fmt, text, todo, config.frets, config.midi_to_atex)))
-    workers = config.workers if config.workers > 0 else (os.cpu_count() or 1)
+    workers = pool_workers(config.workers, len(jobs))
     parallel = workers > 1 and len(jobs) >= 64
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=worker_init) if parallel else None
     try:
         results = (pool.map(_augment_piece, [j[3] for j in jobs], chunksize=16) if pool
                    else map(_augment_piece, [j[3] for j in jobs]))

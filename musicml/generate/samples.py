@@ -1,7 +1,8 @@
 """Generated samples: prompt a trained model per format, check the text, render what is valid.
 
-Every sample is saved as text (``.atex`` / ``.abc`` / ``.miditext``); a sample that reads as
-music is also rendered to MIDI, a piano-roll PNG and WAV audio.
+Every sample is saved as text (``.atex`` / ``.abc`` / ``.miditext``; event-token models: the
+base token names as ``.<kind>.txt``, decoded to notes by miditok); a sample that reads as music
+is also rendered to MIDI, a piano-roll PNG and WAV audio.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import symusic
 import torch
 
-from musicml.formats.native import captured_native_output
+from musicml.evaluate import validity
+from musicml.evaluate.validity import summarize  # noqa: F401  (its home is musicml.evaluate)
 from musicml.generate import generate
 from musicml.lake import write_json, write_text
 from musicml.tokenizers import Codec
@@ -40,44 +42,23 @@ class Sample:
     musical_ok: bool | None = None
     notes: int = 0
     files: dict[str, str] = field(default_factory=dict)
+    decode_failed: bool = False  # event tokens only: miditok could not make notes of the ids
+    audio: dict = field(default_factory=dict)  # render_wav's metadata: synth (renderer), seconds, rms
 
 
-def check(fmt: str, text: str, source: str = "<sample>") -> tuple[bool, list[str], symusic.Score | None, bool | None]:
-    """``(syntax_ok, problems, score, musical_ok)`` of a generated text in format ``fmt``."""
-    if fmt == "atex":
-        from musicml.formats import alphatex
-
-        result = alphatex.parse(text, source)
-        if not result.ok:
-            return False, [str(d) for d in result.errors[:10]], None, None
-        warnings = [d for d in alphatex.validate(text, source) if d.severity == "warning"]
-        try:
-            score = alphatex.to_score(result.ast)
-        except Exception as err:  # a text that parses but cannot be played is a musical failure
-            return True, [f"{source}: cannot convert to notes: {err}"], None, False
-        return True, [str(d) for d in warnings[:10]], score, not warnings
-    if fmt == "abc":
-        from musicml.formats.abc import Tune, parse_tune
-        from musicml.formats.errors import ScoreError
-
-        tune = Tune(index=0, line=1, text=text)
-        try:
-            parse_tune(tune, source)
-        except ScoreError as err:
-            return False, [str(err)], None, None
-        errors = [m for m in tune.messages if ": error:" in m]
-        return not errors, tune.messages[:10], tune.score, not tune.messages
-    if fmt == "midi":
-        from musicml.formats.midi import text as miditext
-
-        problems = miditext.validate(text)
-        score = miditext.decode(text)
-        return not problems, problems[:10], score if score.note_num() else None, None
-    raise ValueError(f"unknown format {fmt!r}")
+def check(fmt: str, text: str, source: str = "<sample>") -> tuple[bool, list[str], symusic.Score | None, bool]:
+    """``(syntax_ok, problems, score, musical_ok)``: :func:`musicml.evaluate.validity.check`."""
+    v = validity.check(fmt, text, source)
+    return v.syntax_valid, v.problems, v.score if v.playable else None, v.musically_valid
 
 
-def render(score: symusic.Score, base: Path, title: str, *, media: bool = True) -> dict[str, str]:
-    """MIDI (and with ``media``, PNG and WAV) files of ``score`` at ``base`` + suffix."""
+def render(score: symusic.Score, base: Path, title: str, *, media: bool = True,
+           audio: dict | None = None) -> dict[str, str]:
+    """MIDI (and with ``media``, PNG and WAV) files of ``score`` at ``base`` + suffix.
+
+    The WAV comes from a General MIDI SoundFont, or the additive synth when there is none
+    (:func:`musicml.render.render_wav`); its metadata, renderer included, goes into ``audio``.
+    """
     from musicml import render as r
 
     files = {}
@@ -87,9 +68,38 @@ def render(score: symusic.Score, base: Path, title: str, *, media: bool = True) 
         return files
     r.render_png(score, base.with_suffix(".png"), title=title)
     files["png"] = str(base.with_suffix(".png"))
-    r.render_wav(score, base.with_suffix(".wav"))
+    wav = r.render_wav(score, base.with_suffix(".wav"))
     files["wav"] = str(base.with_suffix(".wav"))
+    if audio is not None:
+        audio.update(wav)
     return files
+
+
+def audio_renderer(samples: Sequence[Sample]) -> str | None:
+    """``soundfont`` when every sample's WAV came from a SoundFont, ``additive`` when any fell
+    back to the additive synth, None when no sample has audio."""
+    used = {s.audio["synth"] for s in samples if s.audio.get("synth")}
+    return ("additive" if "additive" in used else "soundfont") if used else None
+
+
+def event_sample(codec: Codec, name: str, fmt: str, prompt: str, ids: list[int],
+                 out_dir: Path) -> tuple[Sample, symusic.Score | None]:
+    """A sample of event ids (prompt included): its base tokens saved as ``<name>.<kind>.txt``,
+    decoded by miditok; a sequence that does not decode is a ``decode_failed`` sample."""
+    result = codec.decode_score(ids)
+    try:
+        text = codec.decode(ids)
+    except ValueError as err:  # ids outside the vocabulary
+        text = f"# {err}"
+    path = out_dir / f"{name}.{codec.kind}.txt"
+    write_text(path, text + "\n")
+    problems = [] if result.ok else [f"decode failed: {result.error}"]
+    if result.ok and result.token_errors:
+        problems.append(f"ill-typed token successions: {result.token_errors:.1%}")
+    notes = result.score.note_num() if result.ok else 0
+    sample = Sample(name, fmt, prompt, text, len(ids), result.ok and not result.token_errors, problems, None,
+                    notes, {"text": str(path)}, decode_failed=not result.ok)
+    return sample, result.score
 
 
 def generate_samples(
@@ -108,7 +118,8 @@ def generate_samples(
     render_audio: bool = True,
 ) -> list[Sample]:
     """Sample ``per_prompt`` documents for each format's prompts; save and render each."""
-    prompts = prompts or DEFAULT_PROMPTS
+    # event tokens take prompts of base token names only: the text headers do not apply
+    prompts = prompts or ({f: [""] for f in formats} if codec.decodes_to_score else DEFAULT_PROMPTS)
     bos = codec.bos_id
     out_dir = Path(out_dir)
     samples: list[Sample] = []
@@ -119,32 +130,22 @@ def generate_samples(
                 new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                top_k=top_k, top_p=top_p, seed=seed + 1000 * p_idx + k, stop_ids=[bos])
                 body = [t for t in new if t != bos]
-                text = prompt + codec.decode(body)
                 name = f"{fmt}_p{p_idx}_{k}"
-                path = out_dir / f"{name}{EXTENSIONS[fmt]}"
-                write_text(path, text)
-                with captured_native_output():
+                if codec.decodes_to_score:
+                    sample, score = event_sample(codec, name, fmt, prompt, ids[2:] + body, out_dir)
+                else:
+                    text = prompt + codec.decode(body)
+                    path = out_dir / f"{name}{EXTENSIONS[fmt]}"
+                    write_text(path, text)
                     ok, problems, score, musical = check(fmt, text, path.name)
-                sample = Sample(name, fmt, prompt, text, len(body), ok, problems, musical,
-                                score.note_num() if score is not None else 0, {"text": str(path)})
+                    sample = Sample(name, fmt, prompt, text, len(body), ok, problems, musical,
+                                    score.note_num() if score is not None else 0, {"text": str(path)})
                 if score is not None and score.note_num():
                     try:
-                        sample.files.update(render(score, out_dir / name, f"{fmt} sample {name}", media=render_audio))
+                        sample.files.update(render(score, out_dir / name, f"{fmt} sample {name}", media=render_audio,
+                                                   audio=sample.audio))
                     except Exception as err:  # rendering must not lose the sample itself
                         sample.problems.append(f"render failed: {err}")
                 samples.append(sample)
     write_json(out_dir / "samples.json", [asdict(s) for s in samples])
     return samples
-
-
-def summarize(samples: Sequence[Sample]) -> dict[str, float]:
-    """Validity rates per format: ``{fmt}_syntax_valid_rate``, ``{fmt}_musical_valid_rate``."""
-    out: dict[str, float] = {}
-    for fmt in sorted({s.format for s in samples}):
-        group = [s for s in samples if s.format == fmt]
-        out[f"{fmt}_syntax_valid_rate"] = sum(s.syntax_ok for s in group) / len(group)
-        musical = [s for s in group if s.musical_ok is not None]
-        if musical:
-            out[f"{fmt}_musical_valid_rate"] = sum(bool(s.musical_ok) for s in group) / len(group)
-        out[f"{fmt}_playable_rate"] = sum(s.notes > 0 for s in group) / len(group)
-    return out

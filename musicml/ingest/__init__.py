@@ -1,5 +1,6 @@
-"""Ingestion (assets ``raw_scores`` and ``parsed_scores``): every file of the drop zone accounted for,
-parsed once into pieces and the normalized note table."""
+"""Ingestion (assets ``raw_scores`` and ``parsed_scores``): every entry of the drop zone accounted
+for (:mod:`~musicml.ingest.scan`), each file parsed once, in isolation
+(:mod:`~musicml.ingest.isolation`), into pieces and the normalized note table."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from musicml.ingest.files import (  # noqa: F401
     ParsedFile,
     Piece,
     cache_paths,
+    check_limits,
     ingest,
     load_parsed,
     parse_bytes,
     piece_id,
-    scan,
 )
+from musicml.ingest.scan import Entry, fingerprint, scan  # noqa: F401

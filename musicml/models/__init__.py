@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from musicml.models.bigram import Bigram, BigramConfig
+from musicml.models.fractal import FractalConfig, FractalGen
 from musicml.models.gpt import GPT, GPTConfig
 from musicml.models.lstm import LSTM, LSTMConfig
 
@@ -21,13 +22,16 @@ MODEL_FAMILIES: dict[str, tuple[type[nn.Module], type]] = {
     "bigram": (Bigram, BigramConfig),
     "lstm": (LSTM, LSTMConfig),
 }
+# Families over piano rolls, not tokens (their own interface: see musicml.models.fractal).
+ROLL_FAMILIES: dict[str, tuple[type[nn.Module], type]] = {"fractal": (FractalGen, FractalConfig)}
 
 
 def _family(family: str):
     try:
-        return MODEL_FAMILIES[family]
+        return {**MODEL_FAMILIES, **ROLL_FAMILIES}[family]
     except KeyError:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(MODEL_FAMILIES)}") from None
+        known = sorted(MODEL_FAMILIES) + sorted(ROLL_FAMILIES)
+        raise ValueError(f"unknown model family {family!r}; known: {known}") from None
 
 
 def model_config(family: str, vocab_size: int, seq_len: int, **overrides) -> dict:
@@ -55,5 +59,5 @@ def build_model(family: str, config: dict) -> nn.Module:
     return model_cls(config_cls.from_dict(dict(config)))
 
 
-__all__ = ["MODEL_FAMILIES", "build_model", "model_config", "GPT", "GPTConfig", "Bigram",
-           "BigramConfig", "LSTM", "LSTMConfig"]
+__all__ = ["FractalConfig", "FractalGen", "MODEL_FAMILIES", "ROLL_FAMILIES", "build_model", "model_config", "GPT",
+           "GPTConfig", "Bigram", "BigramConfig", "LSTM", "LSTMConfig"]

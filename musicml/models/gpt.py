@@ -61,17 +61,20 @@ def norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of the head dimension. x: (B, T, H, D)."""
-    d = x.shape[-1] // 2
-    x1, x2 = x[..., :d], x[..., d:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
+    """Rotate pairs (first half, second half) of the head dimension. x: (B, T, H, D); cos, sin
+    from :func:`rotary_tables` (full width). With x = [x1, x2] this is
+    [x1 cos + x2 sin, x2 cos - x1 sin], written as three ops: x * [cos, cos] + [x2, x1] *
+    [sin, -sin]."""
+    return torch.addcmul(x * cos.to(x.dtype), x.roll(x.shape[-1] // 2, dims=-1), sin.to(x.dtype))
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-width tables (1, T, 1, D) for :func:`apply_rotary`: [cos, cos] and [sin, -sin]."""
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
     freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
-    return freqs.cos()[None, :, None, :], freqs.sin()[None, :, None, :]  # (1, T, 1, D/2)
+    cos, sin = freqs.cos(), freqs.sin()
+    return (torch.cat([cos, cos], dim=-1)[None, :, None, :],
+            torch.cat([sin, -sin], dim=-1)[None, :, None, :])
 
 
 class KVCache:
@@ -112,11 +115,14 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cos, sin, cache: KVCache | None):
         B, T, C = x.shape
-        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
-        k = self.c_k(x).view(B, T, self.n_head, self.head_dim)
-        v = self.c_v(x).view(B, T, self.n_head, self.head_dim)
-        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK norm
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+        H, D = self.n_head, self.head_dim
+        # q, k, v in one matmul, and rotary + QK norm on q and k together (fewer, larger ops;
+        # the same math as three projections)
+        w = torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])
+        qkv = F.linear(x, w)
+        qk = norm(apply_rotary(qkv[..., :2 * C].view(B, T, 2 * H, D), cos, sin))
+        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)  # (B, H, T, D)
+        v = qkv[..., 2 * C:].view(B, T, H, D).transpose(1, 2)
         if cache is not None:
             k, v = cache.insert(self.layer_idx, k, v)
         Tq, Tk = q.size(2), k.size(2)

@@ -1,21 +1,32 @@
 """Sharded parquet of tokenized documents, with a manifest.
 
-Layout: ``<dir>/<split>/shard_00000.parquet`` (zstd), one document per row with columns
-``doc_id``, ``work_id``, ``format``, ``shift`` and ``tokens`` (list<int32>, starting with BOS).
-Train rows are shuffled with a seed; valid/test keep id order. ``manifest.json`` lists every
-shard with its rows, tokens and sha256, and a digest over all of them that names the data.
+Layout: ``<dir>/gen-<digest>/<split>/shard_00000.parquet`` (zstd), one document per row with
+columns ``doc_id``, ``work_id``, ``format``, ``shift`` and ``tokens`` (list<int32>, starting
+with BOS). Train rows are shuffled with a seed; valid/test keep id order. ``manifest.json``
+lists every shard with its rows, tokens and sha256, and a digest over all of them that names
+the data.
+
+Generations: a rewrite goes to a new folder beside the current one; only when every shard is
+written does ``manifest.json`` switch to it (one atomic rename), so a reader, or a run killed
+mid-way, never sees a manifest listing shards that are missing or half written. The previous
+generation is kept (a training may still be reading it); older ones are removed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from musicml.lake import read_json, sha256_file, write_json, write_parquet
+from musicml.locks import file_lock
+from musicml.shards.config import ShardsConfig
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -41,14 +52,53 @@ def write_shards(
     docs_by_split: dict[str, list[Doc]],
     directory: Path,
     *,
-    tokens_per_shard: int = 2_000_000,
-    seed: int = 0,
+    tokens_per_shard: int = ShardsConfig.tokens_per_shard,
+    seed: int = ShardsConfig.seed,
     extra: dict | None = None,
 ) -> dict:
-    """Write every split's documents as shards and return (and save) the manifest."""
+    """Write every split's documents as a new shard generation, switch the manifest to it, and
+    return the manifest. Re-writing the same documents gives the same bytes and names."""
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with file_lock(directory / ".write.lock"):
+        for stale in directory.glob(".gen-*"):  # left by a writer that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".gen-", dir=directory))
+        manifest = _write_generation(docs_by_split, staging, tokens_per_shard, seed, extra)
+        previous = _current_generation(directory)
+        gen = f"gen-{manifest['digest'][:16]}"
+        if (directory / gen).exists():  # the same content is already there, byte for byte
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, directory / gen)
+        for info in manifest["splits"].values():
+            for e in info["shards"]:
+                e["file"] = f"{gen}/{e['file']}"
+        manifest["generation"] = gen
+        write_json(directory / "manifest.json", manifest)  # the switch
+        _remove_old(directory, keep={gen, previous})
+    return manifest
+
+
+def _current_generation(directory: Path) -> str | None:
+    try:
+        return read_manifest(directory).get("generation")
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_old(directory: Path, keep: set[str | None]) -> None:
+    """Generations other than ``keep``, and shards of the flat layout of earlier versions."""
+    for old in directory.glob("gen-*"):
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
     for old in directory.glob("*/shard_*.parquet"):
-        old.unlink()
+        if not old.parent.name.startswith("gen-"):
+            old.unlink()
+
+
+def _write_generation(docs_by_split: dict[str, list[Doc]], directory: Path, tokens_per_shard: int, seed: int,
+                      extra: dict | None) -> dict:
     manifest: dict = {"splits": {}, "tokens_per_shard": tokens_per_shard, "seed": seed, **(extra or {})}
     for split, docs in sorted(docs_by_split.items()):
         docs = sorted(docs, key=lambda d: d.doc_id)
@@ -89,7 +139,6 @@ def write_shards(
         for e in manifest["splits"][split]["shards"]:
             digest.update(f"{e['file']}:{e['sha256']}\n".encode())
     manifest["digest"] = digest.hexdigest()
-    write_json(directory / "manifest.json", manifest)
     return manifest
 
 

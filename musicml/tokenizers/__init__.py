@@ -1,7 +1,10 @@
-"""Tokenizers behind one small interface: byte-level BPE (default) or characters (the baselines').
+"""Tokenizers behind one small interface: byte-level BPE (default), characters (the baselines'),
+or miditok's MIDI event tokens (``remi``, ``tsd``, ``midilike``, ``structured``; see
+:mod:`musicml.tokenizers.events`).
 
-``train_codec`` trains either kind on the train split's texts; ``load_codec`` reads one back from
-its folder (JSON only). Documents are always ``<|bos|> <|fmt|> text``.
+``train_codec`` trains any kind on the train split only; ``load_codec`` reads one back from its
+folder (JSON only). Documents are always ``<bos> <fmt> body``: text for ``bpe`` / ``char``,
+event tokens of the piece's notes for the event kinds (whose codecs also decode to a Score).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from musicml.lake import sha256_bytes, write_json
+from musicml.lake import atomic_path, sha256_bytes, write_json
 from musicml.tokenizers import bpe
 from musicml.tokenizers.char import CharTokenizer
+from musicml.tokenizers.config import TokenizerConfig
 
-KINDS = ("bpe", "char")
+TEXT_KINDS = ("bpe", "char")
+EVENT_KINDS = ("remi", "tsd", "midilike", "structured")  # miditok; one sequence, one vocabulary
+KINDS = TEXT_KINDS + EVENT_KINDS
 
 
 class Codec:
@@ -25,6 +31,7 @@ class Codec:
 
     kind: str
     info: dict
+    decodes_to_score = False  # True: ids decode to a symusic Score (``decode_score``), not text
 
     def encode_documents(self, formats: Sequence[str], texts: Sequence[str]) -> list[list[int]]:
         raise NotImplementedError
@@ -108,14 +115,30 @@ class CharCodec(Codec):
 
 
 def _save_token_bytes(codec: Codec, directory: Path) -> None:
-    tmp = directory / "token_bytes.tmp.npy"
-    np.save(tmp, codec.token_bytes(), allow_pickle=False)
-    tmp.replace(directory / "token_bytes.npy")
+    with atomic_path(directory / "token_bytes.npy") as tmp:
+        np.save(tmp, codec.token_bytes(), allow_pickle=False)
 
 
-def train_codec(texts: Sequence[str], *, kind: str = "bpe", vocab_size: int = 8192,
-                pretokenizer: str = "music", min_frequency: int = 2) -> Codec:
-    """Train a tokenizer of ``kind`` on ``texts`` (the train split only)."""
+def train_codec(texts: Sequence[str], config: TokenizerConfig | None = None, *,
+                formats: Sequence[str] | None = None, **overrides) -> Codec:
+    """Train a tokenizer on ``texts`` (the train split only): ``config`` with keyword overrides
+    (``kind=``, ``vocab_size=``, ... of :class:`TokenizerConfig`).
+
+    Event kinds need ``formats`` (one per text: each piece is read as a Score); with
+    ``miditok_bpe`` they learn miditok's BPE up to ``vocab_size`` on these pieces.
+    """
+    from musicml.settings import merged
+
+    cfg = merged(TokenizerConfig, config, overrides)
+    kind, vocab_size, pretokenizer, min_frequency = cfg.kind, cfg.vocab_size, cfg.pretokenizer, cfg.min_frequency
+    if kind in _ALL_MIDITOK_KINDS:
+        from musicml.tokenizers.events import EventCodec
+
+        if formats is None:
+            raise ValueError(f"tokenizer kind {kind!r} needs the format of every text (formats=...)")
+        if len(formats) != len(texts):
+            raise ValueError(f"{len(formats)} formats for {len(texts)} texts")
+        return EventCodec.train(formats, texts, kind=kind, bpe=cfg.miditok_bpe, vocab_size=vocab_size)
     if kind == "bpe":
         tok, info = bpe.train_bpe(texts, vocab_size=vocab_size, pretokenizer=pretokenizer,
                                   min_frequency=min_frequency)
@@ -131,6 +154,10 @@ def train_codec(texts: Sequence[str], *, kind: str = "bpe", vocab_size: int = 81
     raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {KINDS}")
 
 
+# miditok's other tokenizations: refused by events.check_kind with the reason
+_ALL_MIDITOK_KINDS = EVENT_KINDS + ("cpword", "octuple", "mumidi", "mmm", "pertok", "beat")
+
+
 def save_codec(codec: Codec, directory: Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,6 +169,10 @@ def save_codec(codec: Codec, directory: Path) -> Path:
 def load_codec(directory: Path) -> Codec:
     directory = Path(directory)
     info = json.loads((directory / "tokenizer_info.json").read_text())
+    if info.get("kind") in EVENT_KINDS:
+        from musicml.tokenizers.events import EventCodec
+
+        return EventCodec.load(directory)
     if info.get("kind", "bpe") == "char":
         return CharCodec(CharTokenizer.load(directory / "tokenizer.json"), info)
     tok, binfo = bpe.load(directory)

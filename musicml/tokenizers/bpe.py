@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from musicml.lake import sha256_bytes, write_json, write_text
+from musicml.lake import atomic_path, sha256_bytes, write_json, write_text
+from musicml.tokenizers.config import TokenizerConfig
 
 BOS = "<|bos|>"
 FORMAT_TOKENS = {"atex": "<|atex|>", "abc": "<|abc|>", "midi": "<|midi|>"}
@@ -36,6 +37,34 @@ def _music_pattern() -> str:
 
 
 PRETOKENIZERS = ("music", "nanochat", "bytelevel")
+AUTO = "auto"  # the pre-tokenization measured best for the corpus' formats (PRETOKENIZER_BY_FORMAT)
+DEFAULT_PRETOKENIZER = AUTO
+
+# The pre-tokenization per format: the lowest val bpb at equal training bytes in
+# `python bench/bench_tokenizers.py` (MEASUREMENT below). A corpus of several formats uses the
+# choice of the format with the most training bytes.
+PRETOKENIZER_BY_FORMAT: dict[str, str] = {"atex": "music", "abc": "music", "midi": "music"}
+MEASUREMENT = "pending"
+
+
+def resolve_pretokenizer(name: str, formats: Sequence[str] | None = None,
+                         texts: Sequence[str] | None = None) -> str:
+    """The pre-tokenization ``name`` stands for: itself, or for ``auto`` the per-format choice
+    (:data:`PRETOKENIZER_BY_FORMAT`) of the format holding the most bytes of ``texts`` (one
+    format per text). Raises ValueError for an unknown name, or ``auto`` without formats."""
+    if name in PRETOKENIZERS:
+        return name
+    if name != AUTO:
+        raise ValueError(f"unknown pretokenizer {name!r}; choose one of {(AUTO, *PRETOKENIZERS)}")
+    if not formats:
+        raise ValueError("pretokenizer 'auto' needs the format of every text (formats=...)")
+    weight: dict[str, int] = {}
+    for i, fmt in enumerate(formats):
+        if fmt not in PRETOKENIZER_BY_FORMAT:
+            raise ValueError(f"pretokenizer 'auto' has no choice for format {fmt!r}")
+        weight[fmt] = weight.get(fmt, 0) + (len(texts[i].encode("utf-8")) if texts is not None else 1)
+    top = max(weight, key=lambda f: (weight[f], f))
+    return PRETOKENIZER_BY_FORMAT[top]
 
 
 @dataclass
@@ -71,9 +100,16 @@ def _pre_tokenizer(name: str) -> pre_tokenizers.PreTokenizer:
 
 
 def train_bpe(
-    texts: Sequence[str], *, vocab_size: int = 8192, pretokenizer: str = "music", min_frequency: int = 2
+    texts: Sequence[str], *, vocab_size: int = TokenizerConfig.vocab_size, pretokenizer: str = DEFAULT_PRETOKENIZER,
+    min_frequency: int = TokenizerConfig.min_frequency, formats: Sequence[str] | None = None,
 ) -> tuple[Tokenizer, TokenizerInfo]:
-    """Train BPE on ``texts`` (the train split only); returns the tokenizer and its metadata."""
+    """Train BPE on ``texts`` (the train split only); returns the tokenizer and its metadata.
+
+    ``formats`` (one per text) resolves ``pretokenizer="auto"`` (:func:`resolve_pretokenizer`);
+    the metadata records the pre-tokenization actually used."""
+    if formats is not None and len(formats) != len(texts):
+        raise ValueError(f"{len(formats)} formats for {len(texts)} texts")
+    pretokenizer = resolve_pretokenizer(pretokenizer, formats, texts)
     train_bytes = sum(len(t.encode("utf-8")) for t in texts)
     size = effective_vocab_size(vocab_size, train_bytes)
     tok = Tokenizer(models.BPE())
@@ -150,9 +186,8 @@ def save(tok: Tokenizer, info: TokenizerInfo, directory: Path) -> dict[str, Path
     write_text(paths["tokenizer"], tok.to_str(pretty=False))
     write_json(paths["info"], asdict(info))
     tb = token_bytes(tok)
-    tmp = paths["token_bytes"].with_suffix(".tmp.npy")
-    np.save(tmp, tb, allow_pickle=False)
-    tmp.replace(paths["token_bytes"])
+    with atomic_path(paths["token_bytes"]) as tmp:
+        np.save(tmp, tb, allow_pickle=False)
     return paths
 
 

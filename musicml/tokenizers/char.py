@@ -12,13 +12,13 @@ tokens unless ``keep_special=True``. Saved as JSON (never pickle).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from musicml.lake import write_text
 
 BOS = "<|bos|>"
 UNK = "<|unk|>"
@@ -120,14 +120,7 @@ class CharTokenizer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(self.to_dict(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(path, data)
         return path
 
     @classmethod

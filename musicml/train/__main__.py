@@ -1,7 +1,7 @@
-"""``python -m musicml.train``: the training CLI (also under torchrun)."""
+"""``python -m musicml.train``: the training CLI (also under torchrun); see ``musicml.train.cli``."""
 
 import sys
 
-from musicml.train.loop import main
+from musicml.train.cli import main
 
 sys.exit(main())

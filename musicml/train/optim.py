@@ -18,17 +18,23 @@ import torch.nn as nn
 
 def zeropower_via_newtonschulz5(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
     """Approximately orthogonalize G (the U V^T of its SVD) with a quintic Newton-Schulz
-    iteration, coefficients from Keller Jordan's Muon. bf16 on accelerators, fp32 on CPU."""
+    iteration, coefficients from Keller Jordan's Muon. bf16 on accelerators, fp32 on CPU.
+    G may be a batch (..., rows, cols); each iteration is two fused multiply-adds."""
     a, b, c = 3.4445, -4.7750, 2.0315
     X = G.bfloat16() if G.is_cuda else G.float()
     transposed = G.size(-2) > G.size(-1)
     if transposed:
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    batched = X.dim() == 3
+    if not batched:
+        X = X.unsqueeze(0)
     for _ in range(steps):
         A = X @ X.mT
-        B = b * A + c * (A @ A)
-        X = a * X + B @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b * A + c * A @ A
+        X = torch.baddbmm(X, B, X, beta=a)  # a * X + B @ X
+    if not batched:
+        X = X.squeeze(0)
     if transposed:
         X = X.mT
     return X.to(G.dtype)
@@ -53,26 +59,35 @@ class Muon(torch.optim.Optimizer):
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            # matrices of one shape are orthogonalized together, as one batched Newton-Schulz
-            # (a few large matmuls instead of many small ones; same result per matrix)
-            buckets: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            bufs = []
+            for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(g)
-                buf = state["momentum_buffer"]
-                buf.lerp_(g, 1 - group["momentum"])
-                g = g.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-                buckets.setdefault((tuple(p.shape), p.dtype, p.device), []).append((p, g))
-            for (shape, _, _), items in buckets.items():
-                updates = zeropower_via_newtonschulz5(torch.stack([g for _, g in items]),
-                                                      steps=group["ns_steps"])
-                scale = max(1.0, shape[0] / shape[1]) ** 0.5
-                for (p, _), u in zip(items, updates):
-                    p.add_(u, alpha=-group["lr"] * scale)
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                bufs.append(state["momentum_buffer"])
+            momentum = group["momentum"]
+            torch._foreach_lerp_(bufs, grads, 1 - momentum)
+            updates = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
+            # matrices of one shape (a tall one counted by its transpose) are orthogonalized
+            # together, as one batched Newton-Schulz: a few large matmuls instead of many
+            # small ones; the same result per matrix
+            buckets: dict[tuple, list[int]] = {}
+            for i, p in enumerate(params):
+                rows, cols = p.shape
+                buckets.setdefault((min(rows, cols), max(rows, cols), p.dtype, p.device),
+                                   []).append(i)
+            for idx in buckets.values():
+                stacked = torch.stack([updates[i] if updates[i].size(0) <= updates[i].size(1)
+                                       else updates[i].mT for i in idx])
+                ortho = zeropower_via_newtonschulz5(stacked, steps=group["ns_steps"])
+                for i, u in zip(idx, ortho):
+                    p = params[i]
+                    scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
+                    p.add_(u if p.size(0) <= p.size(1) else u.mT, alpha=-group["lr"] * scale)
         return loss
 
 

@@ -9,23 +9,22 @@ from musicml import workflow
 from musicml.curate.augment import AugmentConfig
 from musicml.curate.splits import SplitConfig
 from musicml.ingest import IngestConfig
+from pipelines.config import dagster_config
 from pipelines.metadata import counts_md, md_table, throttled_progress
 from pipelines.resources import LakeResource
 
 GROUP = "data"
 
 
-class RawScoresConfig(dg.Config):
-    seed_default_corpus: bool = True  # copy music21's ABC corpus in when the drop zone is empty
-    max_file_bytes: int = 32 * 1024 * 1024
-    formats: list[str] = ["atex", "abc", "midi"]
+RawScoresConfig = dagster_config(IngestConfig, name="RawScoresConfig", extra={
+    "seed_default_corpus": (bool, True, "copy music21's ABC corpus in when the drop zone is empty")})
 
 
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
 def raw_scores(context: dg.AssetExecutionContext, config: RawScoresConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Every file of the drop zone, one row each: format, bytes, content hash, status and reason."""
     lk = lake.lake()
-    cfg = IngestConfig(max_file_bytes=config.max_file_bytes, formats=tuple(config.formats))
+    cfg = config.build()
     result, seeded = workflow.ingest_step(lk, cfg, seed_default_corpus=config.seed_default_corpus,
                                           progress=throttled_progress(context, "ingest", "files"))
     if seeded:
@@ -84,13 +83,7 @@ def deduped_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     )
 
 
-class AugmentationConfig(dg.Config):
-    min_shift: int = -3
-    max_shift: int = 3
-    formats: list[str] = ["atex", "abc", "midi"]
-    frets: int = 24
-    workers: int = 0  # processes; 0: one per CPU
-    midi_to_atex: bool = False  # grow the alphaTex corpus: MIDI copies' guitar-range parts as tabs
+AugmentationConfig = dagster_config(AugmentConfig, name="AugmentationConfig")
 
 
 @dg.asset(group_name=GROUP, deps=[deduped_scores], kinds={"polars", "parquet"})
@@ -99,8 +92,7 @@ def augmented_scores(
 ) -> dg.MaterializeResult:
     """Each work's representative plus its pitch-shifted copies (default -3..+3 semitones)."""
     t0 = time.perf_counter()
-    cfg = AugmentConfig(min_shift=config.min_shift, max_shift=config.max_shift, formats=tuple(config.formats),
-                        frets=config.frets, workers=config.workers, midi_to_atex=config.midi_to_atex)
+    cfg = config.build()
     result = workflow.augment_step(lake.lake(), cfg, throttled_progress(context, "augment", "works"))
     per_shift = dict(result.table.group_by("shift").len().sort("shift").iter_rows())
     return dg.MaterializeResult(
@@ -113,18 +105,13 @@ def augmented_scores(
     )
 
 
-class SplitsConfig(dg.Config):
-    valid_ratio: float = 0.05
-    test_ratio: float = 0.05
-    min_valid_works: int = 1
-    min_test_works: int = 1
-    seed: int = 0
+SplitsConfig = dagster_config(SplitConfig, name="SplitsConfig")
 
 
 @dg.asset(group_name=GROUP, deps=[augmented_scores], kinds={"polars", "parquet"})
 def splits(context: dg.AssetExecutionContext, config: SplitsConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Train/valid/test by work: every piece, duplicate and augmented copy follows its work."""
-    cfg = SplitConfig(config.valid_ratio, config.test_ratio, config.min_valid_works, config.min_test_works, config.seed)
+    cfg = config.build()
     summary = workflow.split_step(lake.lake(), cfg)
     context.log.info(f"splits: {summary.to_dicts()}")
     return dg.MaterializeResult(

@@ -3,27 +3,24 @@
 import dagster as dg
 import polars as pl
 
-from musicml import workflow
+from musicml import tokenizers, workflow
+from musicml.shards import config as shards_config
 from pipelines.assets.curation import splits
+from pipelines.config import dagster_config
 from pipelines.metadata import md_table
 from pipelines.resources import LakeResource
 
 GROUP = "tokens"
 
 
-class TokenizerConfig(dg.Config):
-    kind: str = "bpe"  # bpe | char (the char-level baselines')
-    vocab_size: int = 8192  # the nanochat alphaTex run's; shrunk automatically for tiny corpora
-    pretokenizer: str = "music"  # music | nanochat | bytelevel
-    min_frequency: int = 2
+TokenizerConfig = dagster_config(tokenizers.TokenizerConfig, name="TokenizerConfig")
 
 
 @dg.asset(group_name=GROUP, deps=[splits], kinds={"huggingface", "json"})
 def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, lake: LakeResource) -> dg.MaterializeResult:
     """A tokenizer trained on the train split only (byte-level BPE by default), saved as JSON."""
     lk = lake.lake()
-    codec = workflow.tokenizer_step(lk, kind=config.kind, vocab_size=config.vocab_size,
-                                    pretokenizer=config.pretokenizer, min_frequency=config.min_frequency)
+    codec = workflow.tokenizer_step(lk, config.build())
     info = codec.info
     example = workflow.split_texts(lk).filter(pl.col("split") == "train").head(1)
     preview = ""
@@ -48,18 +45,14 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, lake: 
     )
 
 
-class ShardsConfig(dg.Config):
-    tokens_per_shard: int = 2_000_000
-    augment_eval_splits: bool = False  # valid/test hold originals only unless set
-    seed: int = 0
+ShardsConfig = dagster_config(shards_config.ShardsConfig, name="ShardsConfig")
 
 
 @dg.asset(group_name=GROUP, deps=[tokenizer], kinds={"parquet", "duckdb"})
 def token_shards(context: dg.AssetExecutionContext, config: ShardsConfig, lake: LakeResource) -> dg.MaterializeResult:
     """BOS-aligned token documents in zstd parquet shards per split, a manifest, and the DuckDB catalog."""
     lk = lake.lake()
-    manifest = workflow.shards_step(lk, tokens_per_shard=config.tokens_per_shard,
-                                    augment_eval_splits=config.augment_eval_splits, seed=config.seed)
+    manifest = workflow.shards_step(lk, config.build())
     summary = pl.DataFrame(
         [{"split": s, "shards": len(v["shards"]), "rows": v["rows"], "tokens": v["tokens"],
           "bytes": manifest["bytes"][s], "bytes_per_token": round(manifest["bytes"][s] / max(1, v["tokens"]), 3)}

@@ -12,6 +12,33 @@ from musicml.formats.native import captured_native_output
 
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
 _NATIVE_MSG = re.compile(r"^(Error|Warning) in line-char (\d+)-(\d+) : (.*)$")
+# Directives that make abc2midi (inside symusic) open another file: never passed on.
+_INCLUDE = re.compile(r"^[ \t]*(%%|I:)[ \t]*abc-?include\b.*$", re.MULTILINE | re.IGNORECASE)
+# A tune needs a K: field and at least one line of music after it to hold notes.
+_KEY_LINE = re.compile(r"^K:", re.MULTILINE)
+
+
+def strip_includes(text: str, source: str) -> tuple[str, list[str]]:
+    """``text`` with every include directive (``%%abc-include``, ``I:abc-include``) blanked out
+    (lines keep their numbers), and one warning per directive: nothing read from a score may
+    make a reader open another file."""
+    problems = []
+    for m in _INCLUDE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        problems.append(f"{source}:{line}:1: warning: include directive removed (a score may not "
+                        f"read other files): {m.group(0).strip()[:80]}")
+    return (_INCLUDE.sub("%", text), problems) if problems else (text, problems)
+
+
+def _has_music(body: str) -> bool:
+    """Whether a tune has a K: field followed by a non-empty, non-field line (else abc2midi
+    would be started for a tune that cannot hold a note)."""
+    m = _KEY_LINE.search(body)
+    if not m:
+        return False
+    rest = body[m.end():].split("\n", 1)
+    return len(rest) > 1 and any(
+        line.strip() and not re.match(r"^([A-Za-z]:|%)", line) for line in rest[1].split("\n"))
 
 
 @dataclass
@@ -90,19 +117,30 @@ def _relocate(message: str, first_line: int, source: str) -> str:
     return f"{source}:{int(line) + first_line - 1}:{int(col) + 1}: {kind.lower()}: {text.strip()}"
 
 
-def read_abc(text: str, source: str) -> tuple[list[Tune], list[str]]:
-    """Parse every tune; returns ``(good tunes, problems)``. Raises if no tune is readable."""
+def read_abc(text: str, source: str, *, max_tunes: int | None = None) -> tuple[list[Tune], list[str]]:
+    """Parse every tune; returns ``(good tunes, problems)``. Raises if no tune is readable.
+
+    Include directives are removed first (:func:`strip_includes`); tunes without a key and a
+    line of music are skipped unread; more than ``max_tunes`` tunes is an error."""
+    text, problems = strip_includes(text, source)
     tunes = split_tunes(text)
     if not tunes:
         raise ScoreError(source, "no ABC tune found (empty file or no X: header)")
-    good, problems = [], []
+    if max_tunes is not None and len(tunes) > max_tunes:
+        raise ScoreError(source, f"too many tunes ({len(tunes)} > max_pieces {max_tunes})")
+    good, failures = [], []
     for tune in tunes:
+        if not _has_music(tune.text):  # not worth a reader run
+            failures.append(str(ScoreError(source, f"tune {tune.index + 1} ({tune.title or 'untitled'}) holds "
+                                                   f"no notes (no music after a K: field; not read)", tune.line)))
+            continue
         try:
             good.append(parse_tune(tune, source))
         except ScoreError as err:
-            problems.append(str(err))
+            failures.append(str(err))
     if not good:
-        raise ScoreError(source, f"no readable tune among {len(tunes)}: {problems[0]}")
+        raise ScoreError(source, f"no readable tune among {len(tunes)}: {failures[0]}")
+    problems += failures
     return good, problems
 
 

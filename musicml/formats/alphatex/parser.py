@@ -118,6 +118,58 @@ def _sig_text(sig) -> str:
     return " or ".join(out)
 
 
+
+# -- overload resolution (read_typed) ---------------------------------------------------------
+def _overloads(sig) -> list[tuple[tuple, bool]]:
+    """``(parameters, strict)`` per overload of a signature (a strict one takes one value)."""
+    return [(ov[1:], True) if ov and ov[0] == S.STRICT else (ov, False) for ov in sig]
+
+
+def _complete(cand: dict[int, int], overloads) -> bool:
+    """Whether some candidate overload has read all its parameters."""
+    return any(pi == len(overloads[k][0]) for k, pi in cand.items())
+
+
+def _param_takes(param, tok, letter: str | None) -> bool:
+    """Whether parameter ``param`` (types, mode, allowed words, reserved words) takes ``tok``."""
+    types, mode, allowed, reserved = param
+    if letter is not None:
+        match = letter in types
+    else:
+        match = tok[0] == LPAREN and ("l" in types or mode == S.LIST or mode == S.REQLIST)
+    if match and (tok[0] == IDENT or tok[0] == STRING):
+        low = tok[1].lower()
+        if allowed is not None:
+            match = low in allowed
+        elif reserved is not None and tok[0] == IDENT:
+            match = low not in reserved
+    return match
+
+
+def _next_param(params, strict: bool, pi: int, tok, letter: str | None) -> tuple[int, object, bool]:
+    """Walk one overload from parameter ``pi`` to the one that takes ``tok``, skipping optional
+    ones. Returns ``(next pi, the taking parameter's mode, False)``, or ``(pi, None, True)``
+    when the overload cannot take it (no parameter left, a strict overload's second value, or a
+    required parameter that does not match)."""
+    while True:
+        if pi >= len(params) or (strict and pi > 0):
+            return pi, None, True
+        mode = params[pi][1]
+        if _param_takes(params[pi], tok, letter):
+            return (pi if mode == S.LIST else pi + 1), mode, False
+        if mode == S.REQ or mode == S.REQF:
+            return pi, None, True
+        pi += 1  # optional, list end or missing value list: try the next parameter
+
+
+def _drop_unfinished(cand: dict[int, int], overloads) -> None:
+    """Drop the candidate overloads that still need required values."""
+    for k in list(cand):
+        params, _strict = overloads[k]
+        if any(mode in (S.REQ, S.REQF, S.REQLIST) for _types, mode, _a, _r in params[cand[k]:]):
+            cand.pop(k)
+
+
 class _Parser:
     def __init__(self, tokens, source: str, diags: list[Diagnostic]):
         self.toks = tokens
@@ -184,117 +236,83 @@ class _Parser:
 
     def read_typed(self, sig, name: str, in_props: bool) -> list[Value]:
         """Values written without parentheses, read by the tag's/property's signature
-        (alphaTab's overload resolution)."""
-        toks = self.toks
-        overloads = []
-        for ov in sig:
-            if ov and ov[0] == S.STRICT:
-                overloads.append((ov[1:], True))
-            else:
-                overloads.append((ov, False))
+        (alphaTab's overload resolution): every overload still possible walks its parameters
+        token by token until one overload is complete and no other remains."""
+        overloads = _overloads(sig)
         values: list[Value] = []
-        start = toks[self.i]
-        cand = {k: 0 for k in range(len(overloads))}
-
-        def exact():
-            for k, pi in cand.items():
-                if pi == len(overloads[k][0]):
-                    return True
-            return False
-
-        while len(cand) > 1 or (cand and not exact()):
-            tok = toks[self.i]
-            kind = tok[0]
-            if kind == EOF or kind == TAG:
+        start = self.toks[self.i]
+        cand = dict.fromkeys(range(len(overloads)), 0)  # overload -> index of its next parameter
+        while len(cand) > 1 or (cand and not _complete(cand, overloads)):
+            tok = self.toks[self.i]
+            if tok[0] == EOF or tok[0] == TAG or not self._advance(tok, overloads, cand, values):
                 break
-            letter = _KIND_LETTER.get(kind)
-            removed = []
-            found = False
-            consumed = False
-            for k in list(cand):
-                params, strict = overloads[k]
-                pi = cand[k]
-                while True:
-                    if pi >= len(params) or (strict and pi > 0):
-                        removed.append(k)
-                        break
-                    types, mode, allowed, reserved = params[pi]
-                    if letter is not None:
-                        match = letter in types
-                    else:
-                        match = kind == LPAREN and (
-                            "l" in types or mode == S.LIST or mode == S.REQLIST
-                        )
-                    if match:
-                        if kind == IDENT or kind == STRING:
-                            low = tok[1].lower()
-                            if allowed is not None:
-                                match = low in allowed
-                            elif reserved is not None and kind == IDENT:
-                                match = low not in reserved
-                    if match:
-                        found = True
-                        if not consumed:
-                            consumed = True
-                            if kind == NUMBER:
-                                if mode == S.REQF or mode == S.OPTF:
-                                    v, n = self._float_at(self.i)
-                                else:
-                                    v, n = int(tok[1]), 1
-                                values.append(v)
-                                self.i += n
-                            elif kind == IDENT:
-                                values.append(Ident(tok[1]))
-                                self.i += 1
-                            elif kind == STRING:
-                                values.append(tok[1])
-                                self.i += 1
-                            else:
-                                values.extend(self.value_list())
-                        if mode != S.LIST:
-                            pi += 1
-                        break
-                    if mode == S.REQ or mode == S.REQF:
-                        removed.append(k)
-                        break
-                    pi += 1  # optional, list end or missing value list: try the next parameter
-                cand[k] = pi
-            if not found:
-                break
-            for k in removed:
-                cand.pop(k, None)
-
-        # drop overloads that still need required values
-        for k in list(cand):
-            params, _strict = overloads[k]
-            for _types, mode, _a, _r in params[cand[k] :]:
-                if mode in (S.REQ, S.REQF, S.REQLIST):
-                    cand.pop(k)
-                    break
+        _drop_unfinished(cand, overloads)
         if not cand:
-            tok = toks[self.i]
             got = "no value" if not values else f"{len(values)} value(s)"
             self.error(
                 start,
-                f"invalid values for '{name}': got {got} before {_describe(tok)}; expected {_sig_text(sig)}",
+                f"invalid values for '{name}': got {got} before {_describe(self.toks[self.i])}; "
+                f"expected {_sig_text(sig)}",
             )
-
         if in_props:
-            # alphaTab reads any further numbers/strings up to the next property name or '}'
-            while True:
-                tok = toks[self.i]
-                kind = tok[0]
-                if kind == NUMBER:
-                    values.append(int(tok[1]))
-                    self.i += 1
-                elif kind == STRING:
-                    values.append(tok[1])
-                    self.i += 1
-                elif kind == LPAREN:
-                    values.extend(self.value_list())
-                else:
-                    break
+            self._trailing_values(values)
         return values
+
+    def _advance(self, tok, overloads, cand: dict[int, int], values: list[Value]) -> bool:
+        """Offer ``tok`` to every candidate overload: the first that takes it reads it into
+        ``values``; overloads that cannot take it are dropped. False when none takes it (then
+        nothing is dropped)."""
+        letter = _KIND_LETTER.get(tok[0])
+        removed = []
+        found = False
+        for k in list(cand):
+            params, strict = overloads[k]
+            cand[k], mode, out = _next_param(params, strict, cand[k], tok, letter)
+            if out:
+                removed.append(k)
+            elif not found:
+                found = True
+                self._take_value(tok, mode, values)
+        if found:
+            for k in removed:
+                cand.pop(k, None)
+        return found
+
+    def _take_value(self, tok, mode, values: list[Value]) -> None:
+        """Read the value starting at ``tok`` as a parameter of ``mode`` wants it."""
+        kind = tok[0]
+        if kind == NUMBER:
+            if mode == S.REQF or mode == S.OPTF:
+                v, n = self._float_at(self.i)
+            else:
+                v, n = int(tok[1]), 1
+            values.append(v)
+            self.i += n
+        elif kind == IDENT:
+            values.append(Ident(tok[1]))
+            self.i += 1
+        elif kind == STRING:
+            values.append(tok[1])
+            self.i += 1
+        else:
+            values.extend(self.value_list())
+
+    def _trailing_values(self, values: list[Value]) -> None:
+        """alphaTab reads any further numbers/strings up to the next property name or '}'."""
+        toks = self.toks
+        while True:
+            tok = toks[self.i]
+            kind = tok[0]
+            if kind == NUMBER:
+                values.append(int(tok[1]))
+                self.i += 1
+            elif kind == STRING:
+                values.append(tok[1])
+                self.i += 1
+            elif kind == LPAREN:
+                values.extend(self.value_list())
+            else:
+                break
 
     def properties(self, table, context: str) -> list[Property]:
         """``{ name values ... }``; table None: any property name is accepted."""
@@ -307,54 +325,60 @@ class _Parser:
             kind = tok[0]
             if kind == IDENT:
                 self.i += 1
-                name = tok[1].lower()
-                sig = table.get(name, _MISSING) if table is not None else None
-                values: list[Value] = []
-                if toks[self.i][0] == LPAREN:
-                    values = self.value_list()
-                elif sig is _MISSING:
-                    self.error(tok, f"unknown {context} property '{tok[1]}'")
-                    values = self._skip_values()
-                elif table is None:
-                    values = self._skip_values()
-                elif sig is not None:
-                    values = self.read_typed(sig, name, True)
-                else:
-                    values = self._skip_values(strict=True)
-                props.append(Property(name, values, (tok[4], tok[5])))
+                props.append(self._property(tok, table, context))
             elif kind == RBRACE:
                 self.i += 1
                 return props
-            elif kind in (EOF, TAG, PIPE, LBRACE):
-                self.error(
-                    open_tok,
-                    f"unclosed '{{': expected '}}' before {_describe(tok)} at {tok[4]}:{tok[5]}",
-                )
+            elif kind in (EOF, TAG, PIPE, LBRACE) or not self._closing_brace_ahead():
+                self._unclosed_brace(open_tok, tok)
                 return props
             else:
-                # resynchronize: is there a closing brace before a token that cannot be inside?
-                j = self.i
-                while toks[j][0] not in (RBRACE, EOF, TAG, PIPE, LBRACE):
-                    j += 1
-                if toks[j][0] != RBRACE:
-                    self.error(
-                        open_tok,
-                        f"unclosed '{{': expected '}}' before {_describe(tok)} at {tok[4]}:{tok[5]}",
-                    )
-                    return props
                 self.error(
                     tok,
                     f"unexpected {_describe(tok)} in {context} properties, expected a property name or '}}'",
                 )
                 self.i += 1
-                while True:
-                    t = toks[self.i][0]
-                    if t == RBRACE:
-                        self.i += 1
-                        return props
-                    if t == IDENT:
-                        break
-                    self.i += 1
+                if self._skip_to_property():
+                    return props
+
+    def _property(self, tok, table, context: str) -> Property:
+        """The values of property ``tok`` (its name, already consumed), by its signature."""
+        name = tok[1].lower()
+        sig = table.get(name, _MISSING) if table is not None else None
+        if self.toks[self.i][0] == LPAREN:
+            values = self.value_list()
+        elif sig is _MISSING:
+            self.error(tok, f"unknown {context} property '{tok[1]}'")
+            values = self._skip_values()
+        elif table is None:
+            values = self._skip_values()
+        elif sig is not None:
+            values = self.read_typed(sig, name, True)
+        else:
+            values = self._skip_values(strict=True)
+        return Property(name, values, (tok[4], tok[5]))
+
+    def _unclosed_brace(self, open_tok, tok) -> None:
+        self.error(open_tok, f"unclosed '{{': expected '}}' before {_describe(tok)} at {tok[4]}:{tok[5]}")
+
+    def _closing_brace_ahead(self) -> bool:
+        """Whether a '}' comes before a token that cannot be inside properties (resynchronizing)."""
+        toks = self.toks
+        j = self.i
+        while toks[j][0] not in (RBRACE, EOF, TAG, PIPE, LBRACE):
+            j += 1
+        return toks[j][0] == RBRACE
+
+    def _skip_to_property(self) -> bool:
+        """Skip to the next property name (False) or past the closing '}' (True)."""
+        while True:
+            t = self.toks[self.i][0]
+            if t == RBRACE:
+                self.i += 1
+                return True
+            if t == IDENT:
+                return False
+            self.i += 1
 
     def _skip_values(self, strict: bool = False) -> list[Value]:
         """Values after a property that takes none (strict) or an unknown one."""
@@ -583,80 +607,96 @@ def _staff_empty(staff: Staff) -> bool:
     return staff.tag is None and not staff.metadata and all(not v.bars for v in staff.voices)
 
 
-def build_score(flat_bars) -> Score:
-    """Group alphaTab's flat bars into score / tracks / staves / voices."""
-    score = Score()
-    tracks = score.tracks
-    cur = {"track": None, "staff": None, "voice": None}
+class _ScoreBuilder:
+    """Groups flat bars into tracks, staves and voices as alphaTab's importer does: ``\\track``,
+    ``\\staff`` and ``\\voice`` start new ones (or name the current one while it is still
+    empty), score-level tags go to the score, staff-level tags to the current staff."""
 
-    def ensure_track() -> Track:
-        if cur["track"] is None:
-            t = Track()
-            tracks.append(t)
-            cur["track"] = t
-            cur["staff"] = None
-            cur["voice"] = None
-        return cur["track"]
+    def __init__(self) -> None:
+        self.score = Score()
+        self.track: Track | None = None
+        self.staff: Staff | None = None
+        self.voice: Voice | None = None
 
-    def ensure_staff() -> Staff:
-        if cur["staff"] is None:
-            t = ensure_track()
-            s = Staff()
-            t.staves.append(s)
-            cur["staff"] = s
-            cur["voice"] = None
-        return cur["staff"]
+    def build(self, flat_bars) -> Score:
+        for meta, beats, pos, pipe in flat_bars:
+            bar_meta = [m for m in meta if self._place(m)]
+            if bar_meta or beats or pipe:
+                self.ensure_voice().bars.append(Bar(bar_meta, beats, pos))
+        return self.score
 
-    def ensure_voice() -> Voice:
-        if cur["voice"] is None:
-            s = ensure_staff()
+    def _place(self, m: MetaData) -> bool:
+        """File a tag where it belongs; True for a bar-level tag (it stays with its bar)."""
+        kind = S.TAG_KIND.get(m.tag, "bar")
+        if kind == "bar":
+            return True
+        if kind == "score":
+            self.score.metadata.append(m)
+        elif kind == "staff":
+            self.ensure_staff().metadata.append(m)
+        elif m.tag == "track":
+            self._start_track(m)
+        elif m.tag == "staff":
+            self._start_staff(m)
+        elif m.tag == "voice":
+            self._start_voice()
+        return False
+
+    def ensure_track(self) -> Track:
+        if self.track is None:
+            self.track = Track()
+            self.score.tracks.append(self.track)
+            self.staff = self.voice = None
+        return self.track
+
+    def ensure_staff(self) -> Staff:
+        if self.staff is None:
+            track = self.ensure_track()
+            self.staff = Staff()
+            track.staves.append(self.staff)
+            self.voice = None
+        return self.staff
+
+    def ensure_voice(self) -> Voice:
+        if self.voice is None:
+            staff = self.ensure_staff()
+            self.voice = Voice()
+            staff.voices.append(self.voice)
+        return self.voice
+
+    def _start_track(self, m: MetaData) -> None:
+        t = self.track
+        if t is not None and _track_empty(t):
+            t.tag = m
+            t.staves.clear()
+        else:
+            t = Track(tag=m)
+            self.score.tracks.append(t)
+        self.track, self.staff, self.voice = t, None, None
+
+    def _start_staff(self, m: MetaData) -> None:
+        track = self.ensure_track()
+        s = self.staff
+        if s is not None and _staff_empty(s):
+            s.tag = m
+            s.voices.clear()
+        else:
+            s = Staff(tag=m)
+            track.staves.append(s)
+        self.staff, self.voice = s, None
+
+    def _start_voice(self) -> None:
+        staff = self.ensure_staff()
+        v = self.voice
+        if v is None or v.bars:
             v = Voice()
-            s.voices.append(v)
-            cur["voice"] = v
-        return cur["voice"]
+            staff.voices.append(v)
+        self.voice = v
 
-    for meta, beats, pos, pipe in flat_bars:
-        bar_meta: list[MetaData] = []
-        for m in meta:
-            kind = S.TAG_KIND.get(m.tag, "bar")
-            if kind == "bar":
-                bar_meta.append(m)
-            elif kind == "score":
-                score.metadata.append(m)
-            elif kind == "staff":
-                ensure_staff().metadata.append(m)
-            elif m.tag == "track":
-                t = cur["track"]
-                if t is not None and _track_empty(t):
-                    t.tag = m
-                    t.staves.clear()
-                else:
-                    t = Track(tag=m)
-                    tracks.append(t)
-                cur["track"] = t
-                cur["staff"] = None
-                cur["voice"] = None
-            elif m.tag == "staff":
-                t = ensure_track()
-                s = cur["staff"]
-                if s is not None and _staff_empty(s):
-                    s.tag = m
-                    s.voices.clear()
-                else:
-                    s = Staff(tag=m)
-                    t.staves.append(s)
-                cur["staff"] = s
-                cur["voice"] = None
-            elif m.tag == "voice":
-                s = ensure_staff()
-                v = cur["voice"]
-                if v is None or v.bars:
-                    v = Voice()
-                    s.voices.append(v)
-                cur["voice"] = v
-        if bar_meta or beats or pipe:
-            ensure_voice().bars.append(Bar(bar_meta, beats, pos))
-    return score
+
+def build_score(flat_bars) -> Score:
+    """Group alphaTab's flat bars into score / tracks / staves / voices (:class:`_ScoreBuilder`)."""
+    return _ScoreBuilder().build(flat_bars)
 
 
 def parse(text: str, source: str = "<string>", *, semantic: bool = True) -> ParseResult:

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from dataclasses import dataclass, field
 
 import numpy as np
 import symusic
@@ -87,6 +88,7 @@ __all__ = [
     "quantize",
     "read_grid",
     "validate",
+    "problems",
     "pitch_name",
     "velocity_bin_value",
     "DEFAULT_TEMPO",
@@ -153,6 +155,11 @@ def _round_steps(ticks: np.ndarray, tpq: int, grid: int) -> np.ndarray:
     return (2 * t * grid + tpq) // (2 * tpq)
 
 
+def _round_step(tick: int, tpq: int, grid: int) -> int:
+    """:func:`_round_steps` of one tick."""
+    return (2 * int(tick) * grid + tpq) // (2 * tpq)
+
+
 def _sanitize_name(name: str) -> str:
     return _NAME_RE.sub("_", name.strip()).strip("_")[:24]
 
@@ -189,12 +196,52 @@ def _quantized_notes(track, tpq: int, grid: int, velocity_bins: int):
     return on, dur, pitch, vel
 
 
+def _score_notes(score, tpq: int, grid: int, velocity_bins: int, max_tracks: int | None):
+    """The kept tracks' indices, and (onset, duration, pitch, velocity, track) int64 arrays of
+    all their notes, quantized and merged as :func:`_quantized_notes` does, in one pass over every
+    track; ``track`` numbers the kept tracks from 0. Tracks without notes are not kept."""
+    arrays = [tr.notes.numpy() for tr in score.tracks]
+    lens = [len(a["time"]) for a in arrays]
+    e = np.zeros(0, dtype=np.int64)
+    if not sum(lens):
+        return [], (e, e, e, e, e)
+    src = np.repeat(np.arange(len(arrays), dtype=np.int64), lens)
+    time = np.concatenate([a["time"] for a in arrays]).astype(np.int64)
+    end = time + np.maximum(np.concatenate([a["duration"] for a in arrays]).astype(np.int64), 0)
+    on = _round_steps(time, tpq, grid)
+    dur = np.maximum(_round_steps(end, tpq, grid) - on, 1)
+    pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
+    vel = np.clip(np.concatenate([a["velocity"] for a in arrays]).astype(np.int64), 0, 127)
+    ok = (on >= 0) & (pitch >= 0) & (pitch <= 127)
+    idx = np.flatnonzero(ok)
+    order = idx[_sorted_by((pitch[idx], on[idx], src[idx]), (128, int(on.max(initial=0)) + 1, len(arrays)))]
+    on, dur, pitch, vel, src = on[order], dur[order], pitch[order], vel[order], src[order]
+    if len(on) > 1:
+        same = (on[1:] == on[:-1]) & (pitch[1:] == pitch[:-1]) & (src[1:] == src[:-1])
+        if same.any():
+            starts = np.flatnonzero(np.concatenate(([True], ~same)))
+            dur = np.maximum.reduceat(dur, starts)
+            vel = np.maximum.reduceat(vel, starts)
+            on, pitch, src = on[starts], pitch[starts], src[starts]
+    bins = np.minimum(velocity_bins - 1, vel * velocity_bins // 128)
+    vel = np.clip((2 * bins + 1) * 64 // velocity_bins, 1, 127)
+    counts = np.bincount(src, minlength=len(arrays))
+    keep = np.flatnonzero(counts).tolist()
+    if max_tracks is not None and len(keep) > max_tracks:
+        keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
+    remap = np.full(len(arrays), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    tid = remap[src]
+    kept = tid >= 0
+    return keep, (on[kept], dur[kept], pitch[kept], vel[kept], tid[kept])
+
+
 def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
     """Time-signature segments (start step, num, den), each starting on a bar line."""
     segs: list[tuple[int, int, int]] = [(0, 4, 4)]
     events = sorted(
         (
-            (int(_round_steps(np.array([ts.time]), tpq, grid)[0]), i, ts.numerator, ts.denominator)
+            (_round_step(ts.time, tpq, grid), i, ts.numerator, ts.denominator)
             for i, ts in enumerate(score.time_signatures)
         ),
     )
@@ -239,7 +286,7 @@ def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int,
 def _tempo_events(score, tpq: int, grid: int) -> list[tuple[int, int]]:
     by_step: dict[int, int] = {}
     for t in score.tempos:
-        step = int(_round_steps(np.array([t.time]), tpq, grid)[0])
+        step = _round_step(t.time, tpq, grid)
         qpm = float(t.qpm)
         if not np.isfinite(qpm) or qpm <= 0:
             continue
@@ -277,18 +324,11 @@ def encode(
         score = score.to("tick")
     tpq = int(score.tpq)
 
-    tracks = []
-    for tr in score.tracks:
-        notes = _quantized_notes(tr, tpq, grid, velocity_bins)
-        if len(notes[0]):
-            tracks.append((tr, notes))
-    if max_tracks is not None and len(tracks) > max_tracks:
-        ranked = sorted(range(len(tracks)), key=lambda i: (-len(tracks[i][1][0]), i))
-        keep = sorted(ranked[: max(0, max_tracks)])
-        tracks = [tracks[i] for i in keep]
+    keep, (on, dur, pitch, vel, tid) = _score_notes(score, tpq, grid, velocity_bins, max_tracks)
+    tracks = [score.tracks[i] for i in keep]
 
     out = [f"MIDI grid={grid} vel={velocity_bins}"]
-    for i, (tr, _) in enumerate(tracks):
+    for i, tr in enumerate(tracks):
         decl = f"track t{i} program={int(tr.program) & 0x7F}"
         if tr.is_drum:
             decl += " drum"
@@ -300,7 +340,7 @@ def encode(
     if not tracks:
         return "\n".join(out) + "\n"
 
-    last_onset = max(int(n[0][-1]) for _, n in tracks)
+    last_onset = int(on.max())
     segs = _segments(score, tpq, grid)
     bounds, ts_changes = _bar_starts(segs, grid, last_onset)
     bar_starts = bounds[:-1]
@@ -319,45 +359,84 @@ def encode(
         bar_events[b].append(f"tempo={qpm}" if pos == 0 else f"@{pos} tempo={qpm}")
 
     # all notes, sorted by (bar, track, onset, pitch)
-    on = np.concatenate([n[0] for _, n in tracks])
-    dur = np.concatenate([n[1] for _, n in tracks])
-    pitch = np.concatenate([n[2] for _, n in tracks])
-    vel = np.concatenate([n[3] for _, n in tracks])
-    tid = np.concatenate([np.full(len(n[0]), i, dtype=np.int64) for i, (_, n) in enumerate(tracks)])
     bar = np.searchsorted(bar_starts, on, side="right") - 1
     pos = on - bar_starts[bar]
-    order = np.lexsort((pitch, on, tid, bar))
-    bar_l = bar[order].tolist()
-    tid_l = tid[order].tolist()
-    pos_l = pos[order].tolist()
-    dur_l = dur[order].tolist()
-    vel_l = vel[order].tolist()
-    drum_track = [bool(tr.is_drum) for tr, _ in tracks]
-    names_l = [
-        str(p) if drum_track[t] else _PITCH_NAMES[p] for p, t in zip(pitch[order].tolist(), tid_l)
-    ]
+    order = np.argsort(bar * len(tracks) + tid, kind="stable")  # the notes come sorted by track, onset, pitch
+    drum = np.array([bool(tr.is_drum) for tr in tracks])
+    body = _body(bar[order], tid[order], pos[order], pitch[order], dur[order], vel[order], drum, bar_events)
+    return "\n".join(out) + body + "\n"
 
-    n = len(bar_l)
-    i = 0
-    for b in range(n_bars):
-        ev = bar_events[b]
-        out.append("bar " + " ".join(ev) if ev else "bar")
-        while i < n and bar_l[i] == b:
-            t = tid_l[i]
-            line = [f"t{t}"]
-            cur_pos = -1
-            cur_vel = -1
-            while i < n and bar_l[i] == b and tid_l[i] == t:
-                if pos_l[i] != cur_pos:
-                    cur_pos = pos_l[i]
-                    line.append(f"@{cur_pos}")
-                if vel_l[i] != cur_vel:
-                    cur_vel = vel_l[i]
-                    line.append(f"v{cur_vel}")
-                line.append(f"{names_l[i]}:{dur_l[i]}")
-                i += 1
-            out.append(" ".join(line))
-    return "\n".join(out) + "\n"
+
+_NOTE_TOKENS = [" " + n for n in _PITCH_NAMES] + [f" {p}" for p in range(128)]  # + 128: drum tracks
+_VEL_TOKENS = [f" v{v}" for v in range(128)]
+
+
+def _sorted_by(keys: tuple[np.ndarray, ...], bounds: tuple[int, ...]) -> np.ndarray:
+    """``np.lexsort(keys)`` (last key major) for non-negative keys below ``bounds``: one stable
+    argsort of a combined int64 key when it fits, else ``lexsort``."""
+    total = 1
+    for b in bounds:
+        total *= max(1, b)
+    if total >= 2**62:
+        return np.lexsort(keys)
+    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    for k, b in zip(reversed(keys), reversed(bounds)):
+        combined = combined * max(1, b) + k
+    return np.argsort(combined, kind="stable")
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for non-negative ints; a table for small ones."""
+    top = int(values.max(initial=0)) + 1
+    if top > 1 << 16:
+        uniq, inverse = np.unique(values, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    present = np.zeros(top, dtype=bool)
+    present[values] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+
+
+def _body(bar, tid, pos, pitch, dur, vel, drum: np.ndarray, bar_events: list[list[str]]) -> str:
+    """The bar lines and track sections of notes sorted by (bar, track, onset, pitch).
+
+    Vectorized: each token carries its separator (a newline before a line's first token, a space
+    before the others) and is a number in a small vocabulary; a note contributes its section's
+    ``tN`` when a section starts, ``@pos`` when the position changes, ``vV`` when the velocity
+    changes, and itself; every bar line goes before its bar's first note. The text is the
+    vocabulary looked up in that order, joined.
+    """
+    n, n_bars = len(bar), len(bar_events)
+    new_section = np.ones(n, dtype=bool)
+    new_section[1:] = (bar[1:] != bar[:-1]) | (tid[1:] != tid[:-1])
+    new_pos = new_section.copy()
+    new_pos[1:] |= pos[1:] != pos[:-1]
+    new_vel = new_section.copy()
+    new_vel[1:] |= vel[1:] != vel[:-1]
+    count = 1 + new_section.astype(np.int64) + new_pos + new_vel
+    before = np.concatenate(([0], np.cumsum(count)))  # tokens of the notes before each note
+    start = before[:-1] + bar + 1  # and one bar line per bar so far
+    bar_at = before[np.searchsorted(bar, np.arange(n_bars))] + np.arange(n_bars)
+
+    vocab = ["\nbar " + " ".join(ev) if ev else "\nbar" for ev in bar_events]
+    vocab += [f"\nt{t}" for t in range(len(drum))]
+    tid_base = n_bars
+    vel_base = len(vocab)
+    vocab += _VEL_TOKENS
+    pos_values, pos_ids = _unique(pos[new_pos])
+    pos_base = len(vocab)
+    vocab += [f" @{p}" for p in pos_values.tolist()]
+    width = int(dur.max()) + 1
+    note_keys, note_ids = _unique((pitch + 128 * drum[tid]) * width + dur)
+    note_base = len(vocab)
+    vocab += [f"{_NOTE_TOKENS[k // width]}:{k % width}" for k in note_keys.tolist()]
+
+    ids = np.empty(int(before[-1]) + n_bars, dtype=np.int64)
+    ids[bar_at] = np.arange(n_bars)
+    ids[start[new_section]] = tid_base + tid[new_section]
+    ids[(start + new_section)[new_pos]] = pos_base + pos_ids
+    ids[(start + new_section + new_pos)[new_vel]] = vel_base + vel[new_vel]
+    ids[start + count - 1] = note_base + note_ids
+    return "".join(np.array(vocab, dtype=object)[ids].tolist())
 
 
 def read_grid(text: str) -> int:
@@ -385,10 +464,10 @@ def quantize(score: Score, *, grid: int = 4, velocity_bins: int = 128) -> Score:
     tpq = int(score.tpq)
     out = Score(grid)
     for ts in score.time_signatures:
-        step = int(_round_steps(np.array([ts.time]), tpq, grid)[0])
+        step = _round_step(ts.time, tpq, grid)
         out.time_signatures.append(TimeSignature(step, ts.numerator, ts.denominator))
     for t in score.tempos:
-        step = int(_round_steps(np.array([t.time]), tpq, grid)[0])
+        step = _round_step(t.time, tpq, grid)
         out.tempos.append(Tempo(step, mspq=int(t.mspq)))
     for tr in score.tracks:
         on, dur, pitch, vel = _quantized_notes(tr, tpq, grid, velocity_bins)
@@ -466,212 +545,258 @@ def _parse_note(tok: str) -> tuple[int, int] | None:
     return result
 
 
-def _decode(text: str, strict: bool, tpq: int | None):
-    problems = _Problems(strict, text)
-    toks = text.split()
-    n = len(toks)
-    grid = 4
-    tracks: dict[int, list] = {}  # id -> [name, program, drum, on, dur, pitch, vel]
-    last_vel: dict[int, int] = {}
-    tempos: list[tuple[int, float]] = []
-    sigs: list[tuple[int, int, int]] = []
-    seg_start, seg_num, seg_den, seg_k = 0, 4, 4, -1
-    bar_start = -1  # -1: before the first bar
-    bar_len = 16
-    cur = None  # current track record
-    cur_id = -1
-    pos = 0
-    vel = DEFAULT_VELOCITY
-    ts_allowed = False
+@dataclass
+class _TrackNotes:
+    """A track as the decoder collects it: its declaration and its notes, column by column."""
 
-    def declare(tid: int) -> list:
-        rec = tracks.get(tid)
-        if rec is None:
-            rec = ["", 0, False, [], [], [], []]
-            tracks[tid] = rec
-        return rec
+    name: str = ""
+    program: int = 0
+    drum: bool = False
+    onsets: list[int] = field(default_factory=list)  # grid steps
+    durations: list[int] = field(default_factory=list)
+    pitches: list[int] = field(default_factory=list)
+    velocities: list[int] = field(default_factory=list)
 
-    i = 0
-    if n and toks[0] == "MIDI":
-        i = 1
-    elif n:
-        problems.add(0, "missing 'MIDI' header")
-    while i < n:
-        tok = toks[i]
+
+class _Decoder:
+    """One pass over the whitespace tokens of a MIDI text: header, track declarations, then bars.
+
+    Each token kind has its own method (``_position``, ``_bar``, ``_time_signature``, ...); each
+    problem is reported through :class:`_Problems` and the token skipped, so tolerant decoding
+    keeps every valid part.
+    """
+
+    def __init__(self, text: str, strict: bool):
+        self.problems = _Problems(strict, text)
+        self.toks = text.split()
+        self.grid = 4
+        self.tracks: dict[int, _TrackNotes] = {}
+        self.last_vel: dict[int, int] = {}  # track id -> its last velocity
+        self.tempos: list[tuple[int, float]] = []  # (grid step, qpm)
+        self.sigs: list[tuple[int, int, int]] = []  # (grid step, numerator, denominator)
+        # the current time-signature segment: its first step, signature, and bar count within it
+        self.seg_start, self.seg_num, self.seg_den, self.seg_k = 0, 4, 4, -1
+        self.bar_start = -1  # -1: before the first bar
+        self.bar_len = 16
+        self.cur: _TrackNotes | None = None  # the track section being read
+        self.cur_id = -1
+        self.pos = 0
+        self.vel = DEFAULT_VELOCITY
+        self.ts_allowed = False  # a ts= token may only follow 'bar' directly
+
+    def run(self) -> _Decoder:
+        toks, n = self.toks, len(self.toks)
+        i = 0
+        if n and toks[0] == "MIDI":
+            i = 1
+        elif n:
+            self.problems.add(0, "missing 'MIDI' header")
+        while i < n:
+            i = self._token(i, toks[i])
+        return self
+
+    def _token(self, i: int, tok: str) -> int:
+        """Read the token at ``i``; returns the index of the next one."""
         c = tok[0]
         if c == "@":
-            p = _int(tok[1:], 0, MAX_STEPS)
-            if p is None:
-                problems.add(i, f"bad position {tok!r}")
-            elif bar_start < 0:
-                problems.add(i, f"position {tok!r} before the first bar")
-            else:
-                if p >= bar_len:
-                    problems.add(i, f"position {tok!r} outside the bar (length {bar_len})")
-                pos = p
-                ts_allowed = False
-            i += 1
-            continue
-        if cur is not None and c != "t" and c != "b":
-            if c == "v" and tok[1:2].isdigit():
-                v = _int(tok[1:], 1, 127)
-                if v is None:
-                    problems.add(i, f"bad velocity {tok!r} (1..127)")
-                else:
-                    vel = v
-                    last_vel[cur_id] = v
-                i += 1
-                continue
-            note = _parse_note(tok)
-            if note is not None:
-                cur[3].append(bar_start + pos)
-                cur[4].append(note[1])
-                cur[5].append(note[0])
-                cur[6].append(vel)
-                i += 1
-                continue
-        if c == "t" and tok[1:2].isdigit():
-            tid = _int(tok[1:], 0, 65535)
-            if tid is None:
-                problems.add(i, f"bad track id {tok!r}")
-                cur = None
-            elif bar_start < 0:
-                problems.add(i, f"track section {tok!r} before the first bar")
-                cur = None
-            else:
-                if tid not in tracks:
-                    problems.add(i, f"undeclared track {tok!r}")
-                cur = declare(tid)
-                cur_id = tid
-                vel = last_vel.get(tid, DEFAULT_VELOCITY)
-                pos = 0
-                ts_allowed = False
-            i += 1
-            continue
-        if tok == "bar":
-            if bar_start < 0:
-                seg_k = 0
-            else:
-                seg_k += 1
-            bar_start = seg_start + (seg_k * seg_num * 4 * grid) // seg_den
-            bar_len = (seg_num * 4 * grid) // seg_den
-            cur = None
-            pos = 0
-            ts_allowed = True
-            i += 1
-            continue
-        if tok.startswith("tempo="):
-            try:
-                q = float(tok[6:])
-            except ValueError:
-                q = float("nan")
-            if not (0 < q <= 10000):
-                problems.add(i, f"bad tempo {tok!r}")
-            elif bar_start < 0:
-                problems.add(i, "tempo before the first bar")
-            else:
-                tempos.append((bar_start + pos, q))
-            i += 1
-            continue
-        if tok.startswith("ts="):
-            num_s, _, den_s = tok[3:].partition("/")
-            num, den = _int(num_s, 1, 128), _int(den_s, 1, 128)
-            if num is None or den is None or not _valid_ts(num, den, grid):
-                problems.add(i, f"bad time signature {tok!r}")
-            elif not ts_allowed:
-                problems.add(i, f"time signature {tok!r} must follow 'bar' directly")
-            else:
-                seg_start, seg_num, seg_den, seg_k = bar_start, num, den, 0
-                bar_len = (num * 4 * grid) // den
-                if sigs and sigs[-1][0] == bar_start:
-                    sigs[-1] = (bar_start, num, den)
-                else:
-                    sigs.append((bar_start, num, den))
-            i += 1
-            continue
-        if tok == "track":
-            tid = None
-            if i + 1 < n and toks[i + 1][:1] == "t":
-                tid = _int(toks[i + 1][1:], 0, 65535)
-            if tid is None:
-                problems.add(i, "'track' must be followed by a track id such as t0")
-                i += 1
-                continue
-            if bar_start >= 0:
-                problems.add(i, "track declared after the first bar")
-            if tid in tracks:
-                problems.add(i + 1, f"track t{tid} declared twice")
-            rec = declare(tid)
-            cur = None
-            i += 2
-            while i < n:
-                a = toks[i]
-                if a.startswith("program="):
-                    prog = _int(a[8:], 0, 127)
-                    if prog is None:
-                        problems.add(i, f"bad program {a!r} (0..127)")
-                    else:
-                        rec[1] = prog
-                elif a == "drum":
-                    rec[2] = True
-                elif a.startswith("name="):
-                    rec[0] = a[5:]
-                else:
-                    break
-                i += 1
-            continue
-        if tok.startswith("grid="):
-            g = _int(tok[5:], 1, MAX_GRID)
-            if g is None:
-                problems.add(i, f"bad grid {tok!r} (1..{MAX_GRID})")
-            elif bar_start >= 0 or tracks:
-                problems.add(i, "grid= must come in the header, before tracks and bars")
-            else:
-                grid = g
-                bar_len = 4 * grid
-            i += 1
-            continue
-        if tok.startswith("vel="):
-            if _int(tok[4:], 1, 128) is None:
-                problems.add(i, f"bad velocity bins {tok!r}")
-            elif bar_start >= 0 or tracks:
-                problems.add(i, "vel= must come in the header, before tracks and bars")
-            i += 1
-            continue
-        # a note or velocity outside a track section, or junk
-        if _parse_note(tok) is not None or (c == "v" and _int(tok[1:], 1, 127) is not None):
-            problems.add(i, f"{tok!r} outside a track section")
+            self._position(i, tok)
+        elif self.cur is not None and c != "t" and c != "b" and self._section_item(i, tok):
+            pass
+        elif c == "t" and tok[1:2].isdigit():
+            self._section(i, tok)
+        elif tok == "bar":
+            self._bar()
+        elif tok.startswith("tempo="):
+            self._tempo(i, tok)
+        elif tok.startswith("ts="):
+            self._time_signature(i, tok)
+        elif tok == "track":
+            return self._track_declaration(i)
+        elif tok.startswith("grid="):
+            self._grid(i, tok)
+        elif tok.startswith("vel="):
+            self._velocity_bins(i, tok)
         else:
-            problems.add(i, f"unknown token {tok!r}")
-        i += 1
-    return grid, tracks, tempos, sigs, problems
+            self._stray(i, tok)
+        return i + 1
+
+    # -- inside a bar ----------------------------------------------------------------------------
+    def _position(self, i: int, tok: str) -> None:
+        p = _int(tok[1:], 0, MAX_STEPS)
+        if p is None:
+            self.problems.add(i, f"bad position {tok!r}")
+        elif self.bar_start < 0:
+            self.problems.add(i, f"position {tok!r} before the first bar")
+        else:
+            if p >= self.bar_len:
+                self.problems.add(i, f"position {tok!r} outside the bar (length {self.bar_len})")
+            self.pos = p
+            self.ts_allowed = False
+
+    def _section_item(self, i: int, tok: str) -> bool:
+        """A velocity or a note of the current track section; False when ``tok`` is neither."""
+        if tok[0] == "v" and tok[1:2].isdigit():
+            v = _int(tok[1:], 1, 127)
+            if v is None:
+                self.problems.add(i, f"bad velocity {tok!r} (1..127)")
+            else:
+                self.vel = v
+                self.last_vel[self.cur_id] = v
+            return True
+        note = _parse_note(tok)
+        if note is None:
+            return False
+        cur = self.cur
+        cur.onsets.append(self.bar_start + self.pos)
+        cur.durations.append(note[1])
+        cur.pitches.append(note[0])
+        cur.velocities.append(self.vel)
+        return True
+
+    def _section(self, i: int, tok: str) -> None:
+        """``tN``: the notes that follow belong to track N, from the bar's start."""
+        tid = _int(tok[1:], 0, 65535)
+        if tid is None:
+            self.problems.add(i, f"bad track id {tok!r}")
+            self.cur = None
+        elif self.bar_start < 0:
+            self.problems.add(i, f"track section {tok!r} before the first bar")
+            self.cur = None
+        else:
+            if tid not in self.tracks:
+                self.problems.add(i, f"undeclared track {tok!r}")
+            self.cur = self.tracks.setdefault(tid, _TrackNotes())
+            self.cur_id = tid
+            self.vel = self.last_vel.get(tid, DEFAULT_VELOCITY)
+            self.pos = 0
+            self.ts_allowed = False
+
+    def _bar(self) -> None:
+        self.seg_k = 0 if self.bar_start < 0 else self.seg_k + 1
+        self.bar_start = self.seg_start + (self.seg_k * self.seg_num * 4 * self.grid) // self.seg_den
+        self.bar_len = (self.seg_num * 4 * self.grid) // self.seg_den
+        self.cur = None
+        self.pos = 0
+        self.ts_allowed = True
+
+    def _tempo(self, i: int, tok: str) -> None:
+        try:
+            q = float(tok[6:])
+        except ValueError:
+            q = float("nan")
+        if not (0 < q <= 10000):
+            self.problems.add(i, f"bad tempo {tok!r}")
+        elif self.bar_start < 0:
+            self.problems.add(i, "tempo before the first bar")
+        else:
+            self.tempos.append((self.bar_start + self.pos, q))
+
+    def _time_signature(self, i: int, tok: str) -> None:
+        """``ts=N/D`` right after ``bar``: a new segment starts at this bar."""
+        num_s, _, den_s = tok[3:].partition("/")
+        num, den = _int(num_s, 1, 128), _int(den_s, 1, 128)
+        if num is None or den is None or not _valid_ts(num, den, self.grid):
+            self.problems.add(i, f"bad time signature {tok!r}")
+        elif not self.ts_allowed:
+            self.problems.add(i, f"time signature {tok!r} must follow 'bar' directly")
+        else:
+            start = self.bar_start
+            self.seg_start, self.seg_num, self.seg_den, self.seg_k = start, num, den, 0
+            self.bar_len = (num * 4 * self.grid) // den
+            if self.sigs and self.sigs[-1][0] == start:
+                self.sigs[-1] = (start, num, den)
+            else:
+                self.sigs.append((start, num, den))
+
+    # -- header ----------------------------------------------------------------------------------
+    def _track_declaration(self, i: int) -> int:
+        """``track tN [program=P] [drum] [name=S]``; returns the index after its attributes."""
+        toks, n = self.toks, len(self.toks)
+        tid = _int(toks[i + 1][1:], 0, 65535) if i + 1 < n and toks[i + 1][:1] == "t" else None
+        if tid is None:
+            self.problems.add(i, "'track' must be followed by a track id such as t0")
+            return i + 1
+        if self.bar_start >= 0:
+            self.problems.add(i, "track declared after the first bar")
+        if tid in self.tracks:
+            self.problems.add(i + 1, f"track t{tid} declared twice")
+        rec = self.tracks.setdefault(tid, _TrackNotes())
+        self.cur = None
+        i += 2
+        while i < n and self._track_attribute(i, toks[i], rec):
+            i += 1
+        return i
+
+    def _track_attribute(self, i: int, a: str, rec: _TrackNotes) -> bool:
+        """Read one attribute of a track declaration; False when ``a`` is not one."""
+        if a.startswith("program="):
+            prog = _int(a[8:], 0, 127)
+            if prog is None:
+                self.problems.add(i, f"bad program {a!r} (0..127)")
+            else:
+                rec.program = prog
+        elif a == "drum":
+            rec.drum = True
+        elif a.startswith("name="):
+            rec.name = a[5:]
+        else:
+            return False
+        return True
+
+    def _grid(self, i: int, tok: str) -> None:
+        g = _int(tok[5:], 1, MAX_GRID)
+        if g is None:
+            self.problems.add(i, f"bad grid {tok!r} (1..{MAX_GRID})")
+        elif self.bar_start >= 0 or self.tracks:
+            self.problems.add(i, "grid= must come in the header, before tracks and bars")
+        else:
+            self.grid = g
+            self.bar_len = 4 * g
+
+    def _velocity_bins(self, i: int, tok: str) -> None:
+        if _int(tok[4:], 1, 128) is None:
+            self.problems.add(i, f"bad velocity bins {tok!r}")
+        elif self.bar_start >= 0 or self.tracks:
+            self.problems.add(i, "vel= must come in the header, before tracks and bars")
+
+    def _stray(self, i: int, tok: str) -> None:
+        """A note or velocity outside a track section, or junk."""
+        if _parse_note(tok) is not None or (tok[0] == "v" and _int(tok[1:], 1, 127) is not None):
+            self.problems.add(i, f"{tok!r} outside a track section")
+        else:
+            self.problems.add(i, f"unknown token {tok!r}")
 
 
-def _build_score(grid: int, tracks, tempos, sigs, tpq: int | None) -> Score:
+def _decode(text: str, strict: bool) -> _Decoder:
+    return _Decoder(text, strict).run()
+
+
+def _build_score(d: _Decoder, tpq: int | None) -> Score:
+    grid = d.grid
     if tpq is None:
         tpq = grid * -(-480 // grid)
     if tpq % grid:
         raise ValueError(f"tpq {tpq} is not a multiple of the grid {grid}")
     f = tpq // grid
     score = Score(tpq)
-    for start, num, den in sigs:
+    for start, num, den in d.sigs:
         if start * f < 2**31:
             score.time_signatures.append(TimeSignature(start * f, num, den))
-    for step, qpm in tempos:
+    for step, qpm in d.tempos:
         if step * f < 2**31:
             score.tempos.append(Tempo(step * f, qpm=qpm))
-    for tid in sorted(tracks):
-        name, program, drum, on, dur, pitch, vel = tracks[tid]
-        tr = Track(name, program, drum)
-        if on:
-            on_t = np.asarray(on, dtype=np.int64) * f
-            dur_t = np.asarray(dur, dtype=np.int64) * f
+    for tid in sorted(d.tracks):
+        rec = d.tracks[tid]
+        tr = Track(rec.name, rec.program, rec.drum)
+        if rec.onsets:
+            on_t = np.asarray(rec.onsets, dtype=np.int64) * f
+            dur_t = np.asarray(rec.durations, dtype=np.int64) * f
             ok = on_t + dur_t < 2**31  # symusic stores int32 ticks
             tr.notes = Note.from_numpy(
                 on_t[ok].astype(np.int32),
                 dur_t[ok].astype(np.int32),
-                np.asarray(pitch, dtype=np.int8)[ok],
-                np.asarray(vel, dtype=np.int8)[ok],
+                np.asarray(rec.pitches, dtype=np.int8)[ok],
+                np.asarray(rec.velocities, dtype=np.int8)[ok],
             )
             tr.notes.sort()
         score.tracks.append(tr)
@@ -686,14 +811,18 @@ def decode(text: str, *, strict: bool = False, tpq: int | None = None) -> Score:
     ``tpq`` is the ticks per quarter of the result (default: the smallest multiple of the
     grid that is at least 480, which is 480 for grids 1-6, 8, 10, 12, 16, ...).
     """
-    grid, tracks, tempos, sigs, _ = _decode(text, strict, tpq)
-    return _build_score(grid, tracks, tempos, sigs, tpq)
+    return _build_score(_decode(text, strict), tpq)
+
+
+def problems(text: str) -> list[tuple[int, int, str]]:
+    """Every problem in ``text`` as ``(line, col, message)``; empty when the text is valid."""
+    found = _decode(text, False).problems
+    if not found.items:
+        return []
+    where = _locate(text, [i for i, _ in found.items])
+    return [(ln, col, msg) for (ln, col), (_, msg) in zip(where, found.items)]
 
 
 def validate(text: str) -> list[str]:
     """Every problem in ``text`` as ``"line:col: message"``; empty when the text is valid."""
-    *_, problems = _decode(text, False, None)
-    if not problems.items:
-        return []
-    where = _locate(text, [i for i, _ in problems.items])
-    return [f"{ln}:{col}: {msg}" for (ln, col), (_, msg) in zip(where, problems.items)]
+    return [f"{ln}:{col}: {msg}" for ln, col, msg in problems(text)]

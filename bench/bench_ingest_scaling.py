@@ -1,0 +1,120 @@
+"""MIDI ingestion throughput per core and with all cores, beside symusic's raw parse of the same files.
+
+    python bench/bench_ingest_scaling.py [--corpora ../shared/corpora] [--limit 0] [--rounds 2]
+
+The files are POP909 and its versions (2,898 MIDI files; ``--limit`` takes the first N). Each
+round, in this one process and alternating so that a loaded machine slows all alike, times:
+
+* ``symusic``: ``symusic.Score.from_midi`` on every file's bytes (the raw parse rate, one core);
+* ``in_process``: ingestion with ``isolate=False`` (one core does everything: hashing, parsing,
+  MIDI text, note tables, batched cache writes), then :func:`load_parsed` (pieces with their
+  training text, and the note table, read back from the cache);
+* ``workers_N``: a first ingestion on a fresh lake with N isolated reader processes, for N = 1 and
+  every core (``available_cores()``), and its :func:`load_parsed`.
+
+Prints JSON: files/s of each (best round), ``x_symusic`` = symusic's rate over that rate (how many
+times slower than the raw parse; the goal is 5 or less per core), and ``speedup`` of all cores
+over one worker. Every ingestion must ingest every file (asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import symusic
+
+from musicml.ingest import IngestConfig, ingest, load_parsed
+from musicml.lake import Lake
+from musicml.threads import available_cores
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def midi_files(corpora: Path, limit: int) -> list[Path]:
+    files = sorted((corpora / "midi" / "pop909").glob("*.mid")) + sorted(
+        (corpora / "midi" / "pop909-versions").rglob("*.mid"))
+    return files[:limit] if limit else files
+
+
+def symusic_seconds(datas: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    for d in datas:
+        symusic.Score.from_midi(d)
+    return time.perf_counter() - t0
+
+
+def ingest_seconds(raw: Path, work: Path, config: IngestConfig, n_files: int) -> tuple[float, float]:
+    """(ingest seconds, load_parsed seconds) of a first ingestion on a fresh lake."""
+    lake_root = Path(tempfile.mkdtemp(dir=work))
+    lake = Lake.from_env(lake_root, raw)
+    result = ingest(lake, config)
+    t0 = time.perf_counter()
+    pieces, notes = load_parsed(lake, result.files)
+    t_load = time.perf_counter() - t0
+    ingested = result.counts().get("ingested", 0) + result.counts().get("duplicate", 0)
+    assert ingested == n_files, result.counts()
+    assert len(pieces) and len(notes)
+    shutil.rmtree(lake_root)
+    return result.seconds, t_load
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
+    ap.add_argument("--limit", type=int, default=0, help="first N files only (0: all 2,898)")
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    if not (args.corpora / "midi" / "pop909").exists():
+        raise SystemExit(f"POP909 not found under {args.corpora}/midi")
+    files = midi_files(args.corpora, args.limit)
+    datas = [f.read_bytes() for f in files]
+    cores = available_cores()
+    counts = sorted({1, cores})
+    runs: dict[str, list[float]] = {"symusic": [], "in_process": [], "in_process_with_load": []}
+    for w in counts:
+        runs[f"workers_{w}"], runs[f"workers_{w}_with_load"] = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        raw = work / "raw"
+        raw.mkdir()
+        for i, (f, d) in enumerate(zip(files, datas)):
+            (raw / f"{i:05d}_{f.name}").write_bytes(d)
+        warm = work / "warm"
+        warm.mkdir()
+        for f in files[:4]:
+            shutil.copyfile(f, warm / f.name)
+        for w in counts:  # start the worker pools (process start-up is not per-file work)
+            ingest_seconds(warm, work, IngestConfig(workers=w), min(4, len(files)))
+        for _ in range(args.rounds):
+            runs["symusic"].append(symusic_seconds(datas))
+            t, t_load = ingest_seconds(raw, work, IngestConfig(isolate=False), len(files))
+            runs["in_process"].append(t)
+            runs["in_process_with_load"].append(t + t_load)
+            for w in counts:
+                runs["symusic"].append(symusic_seconds(datas))
+                t, t_load = ingest_seconds(raw, work, IngestConfig(workers=w), len(files))
+                runs[f"workers_{w}"].append(t)
+                runs[f"workers_{w}_with_load"].append(t + t_load)
+    n = len(files)
+    sym_rate = n / min(runs["symusic"])
+    out: dict = {"files": n, "mb": round(sum(map(len, datas)) / 1e6, 2), "cores": cores, "rounds": args.rounds,
+                 "symusic_files_per_s": round(sym_rate, 1)}
+    for name, secs in runs.items():
+        if name == "symusic":
+            continue
+        rate = n / min(secs)
+        out[name] = {"seconds": round(min(secs), 3), "files_per_s": round(rate, 1),
+                     "x_symusic": round(sym_rate / rate, 2)}
+    if cores > 1:
+        out["speedup"] = round(min(runs["workers_1"]) / min(runs[f"workers_{cores}"]), 2)
+        out["speedup_with_load"] = round(min(runs["workers_1_with_load"]) / min(runs[f"workers_{cores}_with_load"]), 2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

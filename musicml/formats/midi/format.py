@@ -1,0 +1,58 @@
+"""MIDI behind the :class:`~musicml.formats.base.Format` interface: files read with symusic,
+pieces as the project's MIDI text (:mod:`musicml.formats.midi.text`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import symusic
+
+from musicml.formats.base import ERROR, Diagnostic, Format, Piece, Reading, ScoreCheck
+from musicml.formats.errors import ScoreError
+from musicml.formats.midi import text as miditext
+from musicml.formats.midi.reader import load_midi
+
+
+def midi_title(score: symusic.Score, source: str) -> str:
+    """The file's stem, with up to four track names."""
+    names = [t.name for t in score.tracks if t.name]
+    return Path(source).stem if not names else f"{Path(source).stem} ({', '.join(names[:4])})"
+
+
+class MidiFormat(Format):
+    name = "midi"
+    extensions = (".mid", ".midi")
+    text_suffix = ".miditext"
+
+    def read(self, data: bytes, source: str, *, grid: int | None = None, max_pieces: int | None = None,
+             check: ScoreCheck | None = None) -> Reading:
+        if not data:
+            raise ScoreError(source, "empty file (0 bytes)")
+        score = load_midi(data, source)
+        if check:
+            check(score, source)
+        text = miditext.encode(score) if grid is None else miditext.encode(score, grid=grid)
+        return Reading([Piece(0, 0, midi_title(score, source), text, score)])
+
+    def to_score(self, text: str, source: str = "<string>") -> symusic.Score:
+        """Tolerant: tokens that do not parse are skipped (:meth:`validate` lists them)."""
+        return miditext.decode(text)
+
+    def transpose_all(self, text: str, shifts: Sequence[int], *, frets: int = 24) -> dict[int, str | None]:
+        """Pitched tracks moved (drums stay), re-encoded on the text's own grid."""
+        if not shifts:
+            return {}
+        score = miditext.decode(text)
+        grid = miditext.read_grid(text)
+        out: dict[int, str | None] = {}
+        for k in shifts:
+            moved = score.copy()
+            for track in moved.tracks:
+                if not track.is_drum:
+                    track.shift_pitch(k, inplace=True)
+            out[k] = miditext.encode(moved, grid=grid)
+        return out
+
+    def validate(self, text: str, source: str = "<string>") -> list[Diagnostic]:
+        return [Diagnostic(ERROR, line, col, message, source) for line, col, message in miditext.problems(text)]

@@ -1,0 +1,276 @@
+"""Parsing in worker processes, in batches of files, each file under a time and a memory limit.
+
+A native reader (symusic's MIDI and ABC parsers are C++) can crash, hang or exhaust memory on a
+hostile file. Files are therefore parsed in worker processes with ``RLIMIT_AS`` set. A worker
+gets a batch of files in one message (small files cost no round trip each), answers each file
+with a small JSON dict as soon as it is parsed, then writes the batch's parse cache (atomically,
+one pieces and one notes file per batch) and says so. The parent waits at most ``timeout_s``
+for each answer: a worker that overruns or dies is killed and replaced, the file it was parsing
+becomes a ``rejected`` row (a crash is first confirmed by parsing that file alone), and the
+batch's other files are parsed again, so a crash or hang costs only that file's row. Nothing is
+unpickled.
+
+Workers are started once per process and reused across :func:`parse_isolated` calls (a pool per
+worker count), and shut down at exit. This module imports only the standard library at the top:
+a worker sets its thread limits before polars or symusic are imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+READY = b"ready"  # a worker's first message: imports done, the time limits start counting now
+STARTUP_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to parse: where its cache goes, what it is, and its bytes."""
+
+    lake_root: str
+    rel: str
+    fmt: str
+    digest: str
+    data: bytes
+    config: dict
+
+
+def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in a child
+    os.environ["POLARS_MAX_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash is reported at once, not dumped
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    from musicml.ingest.files import CacheBatch
+
+    conn.send_bytes(READY)
+    while True:
+        try:
+            header = json.loads(conn.recv_bytes())
+            blob = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        batch, at = CacheBatch(header["lake_root"], header["config"]), 0
+        for k, f in enumerate(header["files"]):
+            data, at = blob[at:at + f["size"]], at + f["size"]
+            reply = batch.add(data, f["fmt"], f["rel"], f["digest"])
+            conn.send_bytes(json.dumps({"i": k, "reply": reply}).encode("utf-8"))
+        conn.send_bytes(json.dumps({"written": batch.write()}).encode("utf-8"))
+
+
+class _Worker:
+    def __init__(self, memory_bytes: int, target: Callable[[Connection, int], None]) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=target, args=(child, memory_bytes), daemon=True,
+                                name="musicml-ingest-worker")
+        self.proc.start()
+        child.close()
+        self.ready = False
+
+    def wait_ready(self) -> bool:
+        """Block until the worker has started (its imports are not part of any file's time)."""
+        if not self.ready:
+            try:
+                self.ready = self.conn.poll(STARTUP_TIMEOUT_S) and self.conn.recv_bytes() == READY
+            except (EOFError, OSError):
+                self.ready = False
+        return self.ready
+
+    def send(self, batch: list[Task]) -> None:
+        """One batch (its tasks share a lake and a config): a JSON header, then the files' bytes."""
+        header = {"lake_root": batch[0].lake_root, "config": batch[0].config,
+                  "files": [{"rel": t.rel, "fmt": t.fmt, "digest": t.digest, "size": len(t.data)} for t in batch]}
+        self.conn.send_bytes(json.dumps(header).encode("utf-8"))
+        self.conn.send_bytes(b"".join(t.data for t in batch))
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def exit_description(self) -> str:
+        self.proc.join(5)
+        code = self.proc.exitcode
+        if code is None:
+            return "reader process stopped answering"
+        if code < 0:
+            import signal
+
+            try:
+                return f"reader process killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"reader process killed by signal {-code}"
+        return f"reader process exited with code {code}"
+
+
+class ParserPool:
+    """``workers`` reader processes; :meth:`run` yields ``(task, reply)`` as answers come back."""
+
+    def __init__(self, workers: int, memory_bytes: int,
+                 target: Callable[[Connection, int], None] = _worker_main) -> None:
+        self.size = max(1, workers)
+        self.memory_bytes = memory_bytes
+        self.target = target
+        self.idle: list[_Worker] = []
+
+    def _new(self) -> _Worker:
+        w = _Worker(self.memory_bytes, self.target)
+        if not w.wait_ready():
+            w.kill()
+            raise RuntimeError(f"an ingestion worker failed to start: {w.exit_description()}")
+        return w
+
+    def _start(self, n: int) -> None:
+        """Have ``n`` idle workers, starting the missing ones together."""
+        fresh = [_Worker(self.memory_bytes, self.target) for _ in range(n - len(self.idle))]
+        for w in fresh:
+            if not w.wait_ready():
+                w.kill()
+                raise RuntimeError(f"an ingestion worker failed to start: {w.exit_description()}")
+        self.idle.extend(fresh)
+
+    def _take(self) -> _Worker:
+        return self.idle.pop() if self.idle else self._new()
+
+    def run(self, tasks: Iterable[Task], timeout_s: float, *, batch_files: int = 1,
+            batch_bytes: int = 8 * 1024 * 1024) -> Iterator[tuple[Task, dict]]:
+        """Parse ``tasks`` in batches of at most ``batch_files`` files and ``batch_bytes`` bytes
+        (smaller when there are few files, so that every worker gets some)."""
+        tasks = list(tasks)
+        per = max(1, min(batch_files, -(-len(tasks) // (4 * self.size))))
+        queue = deque(_batches(tasks, per, batch_bytes))
+        busy: dict[Connection, _Job] = {}
+        self._start(min(self.size, len(queue)))
+        try:
+            while queue or busy:
+                while queue and len(busy) < self.size:
+                    w, batch = self._take(), queue.popleft()
+                    try:
+                        w.send(batch)
+                    except (BrokenPipeError, OSError):
+                        w.kill()
+                        w = self._new()
+                        w.send(batch)
+                    busy[w.conn] = _Job(w, batch, time.monotonic() + timeout_s)
+                soonest = min(job.deadline for job in busy.values())
+                ready = wait(list(busy), timeout=max(0.0, soonest - time.monotonic()))
+                for conn in ready:
+                    job = busy[conn]
+                    try:
+                        msg = json.loads(conn.recv_bytes())
+                    except (EOFError, OSError):
+                        del busy[conn]
+                        job.worker.kill()
+                        yield from self._lost(job, queue, f"{job.worker.exit_description()} while parsing "
+                                                          f"(a crash in a native reader; the file is skipped)",
+                                              confirm=True)
+                        continue
+                    job.deadline = time.monotonic() + timeout_s
+                    if "written" in msg:  # the batch's cache is written: its answers hold
+                        del busy[conn]
+                        self.idle.append(job.worker)
+                        failed = {int(k): reason for k, reason in msg["written"].items()}
+                        for k, reply in job.held.items():
+                            yield job.batch[k], _failure(failed[k]) if k in failed else reply
+                    elif msg["reply"]["status"] == "ingested":
+                        job.held[msg["i"]] = msg["reply"]
+                    else:
+                        job.answered.add(msg["i"])
+                        yield job.batch[msg["i"]], msg["reply"]
+                now = time.monotonic()
+                for conn in [c for c, job in busy.items() if job.deadline <= now]:
+                    job = busy.pop(conn)
+                    job.worker.kill()
+                    yield from self._lost(job, queue, f"reader did not finish within {timeout_s:g} s "
+                                                      f"(parse_timeout_s); stopped", confirm=False)
+        finally:
+            for job in busy.values():  # the consumer stopped early: these workers are mid-task
+                job.worker.kill()
+
+    @staticmethod
+    def _lost(job: _Job, queue: deque, problem: str, confirm: bool) -> Iterator[tuple[Task, dict]]:
+        """A worker died or hung on ``job``: the file it was on is rejected (a crash in a batch
+        is confirmed by parsing that file alone first); the batch's other unanswered files are
+        queued again (those already parsed had not had their cache written)."""
+        k = len(job.answered) + len(job.held)  # answers come in order: this file was being parsed
+        again = [t for i, t in enumerate(job.batch) if i not in job.answered and i != k]
+        if k < len(job.batch):
+            culprit = job.batch[k]
+            if confirm and len(job.batch) > 1:
+                queue.appendleft([culprit])
+            else:
+                yield culprit, _failure(f"{culprit.rel}: {problem}")
+        elif len(job.batch) == 1:  # the cache write of a lone file
+            yield job.batch[0], _failure(f"{job.batch[0].rel}: {problem}")
+            again = []
+        else:  # the batch's cache write: write each file alone
+            queue.extendleft([t] for t in reversed(again))
+            again = []
+        if again:
+            queue.appendleft(again)
+
+    def close(self) -> None:
+        for w in self.idle:
+            w.kill()
+        self.idle.clear()
+
+
+@dataclass
+class _Job:
+    """A batch on a worker: answers held until the batch's cache is written, and the deadline
+    of the next answer."""
+
+    worker: _Worker
+    batch: list[Task]
+    deadline: float
+    held: dict[int, dict] = field(default_factory=dict)  # ingested, waiting for the cache write
+    answered: set[int] = field(default_factory=set)  # rejected: already yielded
+
+
+def _batches(tasks: list[Task], per: int, max_bytes: int) -> Iterator[list[Task]]:
+    """Consecutive tasks grouped by lake and config, ``per`` files and ``max_bytes`` at most."""
+    batch: list[Task] = []
+    size = 0
+    for t in tasks:
+        if batch and (len(batch) >= per or size + len(t.data) > max_bytes
+                      or (t.lake_root, t.config) != (batch[0].lake_root, batch[0].config)):
+            yield batch
+            batch, size = [], 0
+        batch.append(t)
+        size += len(t.data)
+    if batch:
+        yield batch
+
+
+def _failure(reason: str) -> dict:
+    return {"status": "rejected", "reason": reason, "encoding": None, "n_pieces": 0, "problems": []}
+
+
+_POOLS: dict[tuple[int, int], ParserPool] = {}
+
+
+def pool(workers: int, memory_bytes: int) -> ParserPool:
+    """The process-wide pool for this worker count and memory limit (started lazily)."""
+    key = (workers, memory_bytes)
+    if key not in _POOLS:
+        _POOLS[key] = ParserPool(workers, memory_bytes)
+    return _POOLS[key]
+
+
+@atexit.register
+def _close_pools() -> None:
+    for p in _POOLS.values():
+        p.close()
+    _POOLS.clear()

@@ -1,0 +1,17 @@
+"""Tokenizer settings (asset ``tokenizer``), each with its default; re-exported as
+``musicml.tokenizers.TokenizerConfig``. It imports nothing of musicml, so every tokenizer module can use its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """The tokenizer stage's settings (the ``tokenizer`` asset's config)."""
+
+    kind: str = "bpe"  # bpe | char (the baselines') | remi | tsd | midilike | structured (miditok MIDI events)
+    vocab_size: int = 8192  # bpe: the nanochat alphaTex run's, shrunk for tiny corpora; events: miditok_bpe's target
+    pretokenizer: str = "music"  # bpe only: music | nanochat | bytelevel
+    min_frequency: int = 2  # bpe only: a merge needs this many occurrences
+    miditok_bpe: bool = False  # event kinds only: learn miditok's BPE (merges within bars) up to vocab_size

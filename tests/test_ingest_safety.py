@@ -1,0 +1,378 @@
+"""Hostile drop zones: every entry gets a row, one bad file never stops the rest, nothing escapes.
+
+Each case here stopped the whole ``raw_scores`` step once (issue 10); now each is a ``rejected``
+row whose reason names the file and the problem, and the good file beside it is ingested.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+import struct
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import symusic
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from musicml.ingest import IngestConfig, ingest, load_parsed
+from musicml.ingest.isolation import ParserPool, Task
+from musicml.ingest.scan import fingerprint, read_regular, scan
+from musicml.lake import Lake
+
+GOOD_ABC = b"X:1\nT:Good\nL:1/8\nK:G\nGABc dedB|GABc d2 G2|\n"
+
+
+def _vlq(n: int) -> bytes:
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def midi_bytes(division: int, delta_on: int = 0, delta_off: int = 96, pitch: int = 60) -> bytes:
+    """A one-note type-0 Standard MIDI File, byte by byte (so headers can lie)."""
+    trk = _vlq(delta_on) + bytes([0x90, pitch, 100]) + _vlq(delta_off) + bytes([0x80, pitch, 0]) + b"\x00\xff\x2f\x00"
+    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, division) + b"MTrk" + struct.pack(">I", len(trk)) + trk
+
+
+def _lake(tmp_path: Path) -> Lake:
+    lake = Lake.from_env(tmp_path / "lake")
+    lake.raw_dir.mkdir(parents=True)
+    (lake.raw_dir / "good.abc").write_bytes(GOOD_ABC)
+    return lake
+
+
+def _rows(lake: Lake, config: IngestConfig | None = None) -> dict[str, dict]:
+    result = ingest(lake, config or IngestConfig(parse_timeout_s=30))
+    rows = {r["path"]: r for r in result.files.iter_rows(named=True)}
+    assert rows["good.abc"]["status"] == "ingested"  # the rest of the drop zone is ingested as usual
+    return rows
+
+
+def _rejected(rows: dict, rel: str, *words: str) -> str:
+    row = rows[rel]
+    assert row["status"] == "rejected", row
+    assert row["reason"].startswith(rel), row["reason"]
+    for w in words:
+        assert w in row["reason"], row["reason"]
+    return row["reason"]
+
+
+def test_midi_headers_and_times_that_overflow(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    raw = lake.raw_dir
+    (raw / "tpq0.mid").write_bytes(midi_bytes(0))  # 0 ticks per quarter: resample to inf
+    (raw / "int32.mid").write_bytes(midi_bytes(1, 0x0FFFFFFF, 1))  # beyond int32 after resampling
+    (raw / "far.mid").write_bytes(midi_bytes(24, 0, 0x0FFFFFFF))  # 44 bytes that would expand to GBs of text
+    (raw / "smpte.mid").write_bytes(midi_bytes(0xE728))
+    rows = _rows(lake)
+    _rejected(rows, "tpq0.mid", "0 ticks per quarter")
+    _rejected(rows, "int32.mid", "too long")
+    _rejected(rows, "far.mid", "too long", "max_quarters")
+    _rejected(rows, "smpte.mid", "corrupt MIDI")
+    assert len(raw.joinpath("far.mid").read_bytes()) < 50
+
+
+def test_expansion_is_bounded_by_text_size(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    score = symusic.Score(24)
+    track = symusic.Track("piano", 0, False)
+    for i in range(400):
+        track.notes.append(symusic.Note(i * 6, 6, 40 + i % 40, 90))
+    score.tracks.append(track)
+    score.dump_midi(str(lake.raw_dir / "dense.mid"))
+    rows = _rows(lake, IngestConfig(max_text_bytes=2_000, parse_timeout_s=30))
+    _rejected(rows, "dense.mid", "canonical text too large", "max_text_bytes")
+
+
+def test_too_many_tracks(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    score = symusic.Score(480)
+    for i in range(1100):
+        track = symusic.Track(f"t{i}", 0, False)
+        track.notes.append(symusic.Note(i, 10, 60, 90))
+        score.tracks.append(track)
+    score.dump_midi(str(lake.raw_dir / "tracks.mid"))
+    rows = _rows(lake)
+    _rejected(rows, "tracks.mid", "too many tracks", "max_tracks")
+
+
+def test_alphatex_with_a_4301_digit_number(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    (lake.raw_dir / "digits.atex").write_text("\\tempo " + "9" * 4301 + "\n.\n3.3.4 |\n")
+    rows = _rejected(_rows(lake), "digits.atex")
+    assert "4301" in rows or "digits" in rows or "number" in rows.lower()
+
+
+def test_special_files_are_never_opened(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    raw = lake.raw_dir
+    os.mkfifo(raw / "pipe.mid")  # opening it for reading would block for ever
+    (raw / "zero.mid").symlink_to("/dev/zero")
+    (raw / "dangling.abc").symlink_to(raw / "missing.abc")
+    (raw / "loop_a.abc").symlink_to(raw / "loop_b.abc")
+    (raw / "loop_b.abc").symlink_to(raw / "loop_a.abc")
+    try:
+        os.mknod(raw / "x.mid", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        have_device = True
+    except PermissionError:  # not root: the /dev/zero link still covers devices
+        have_device = False
+    t0 = time.monotonic()
+    rows = _rows(lake)
+    assert time.monotonic() - t0 < 60  # a blocked FIFO would never return
+    _rejected(rows, "pipe.mid", "FIFO")
+    _rejected(rows, "zero.mid", "outside the drop zone")
+    _rejected(rows, "dangling.abc", "dangling")
+    _rejected(rows, "loop_a.abc", "loop")
+    _rejected(rows, "loop_b.abc", "loop")
+    if have_device:
+        _rejected(rows, "x.mid", "character device")
+    assert fingerprint(raw)  # the sensor's fingerprint never raises on these
+
+
+def test_read_regular_refuses_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "p.mid")
+    with pytest.raises(OSError, match="not a regular file"):
+        read_regular(tmp_path / "p.mid", 100)
+
+
+def test_file_name_not_utf8(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    bad = os.path.join(os.fsencode(lake.raw_dir), b"caf\xe9.abc")
+    with open(bad, "wb") as f:
+        f.write(GOOD_ABC)
+    rows = _rows(lake)
+    (rel,) = [r for r in rows if r.startswith("caf")]
+    assert rel == "caf\\xe9.abc"
+    _rejected(rows, rel, "not valid UTF-8")
+    result = ingest(lake)
+    result.files.write_parquet(tmp_path / "files.parquet")  # the table is writable
+
+
+def test_dotfiles_and_empty_files_of_two_formats(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    (lake.raw_dir / ".notes.abc").write_bytes(GOOD_ABC)
+    (lake.raw_dir / "empty.mid").write_bytes(b"")
+    (lake.raw_dir / "empty.abc").write_bytes(b"")
+    rows = _rows(lake)
+    _rejected(rows, ".notes.abc", "hidden")
+    _rejected(rows, "empty.mid", "empty file")
+    _rejected(rows, "empty.abc", "empty file")  # not a "duplicate" of the empty MIDI
+
+
+def test_same_bytes_as_two_formats_are_each_read(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    (lake.raw_dir / "copy.atex").write_bytes(GOOD_ABC)
+    rows = _rows(lake)
+    assert rows["copy.atex"]["status"] == "rejected"  # read as alphaTex, not called a duplicate
+    assert "copy.atex" in rows["copy.atex"]["reason"]
+
+
+def test_abc_include_never_reads_outside_files(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    secret = tmp_path / "secret.abc"
+    secret.write_text("X:1\nT:SECRET-TITLE\nL:1/8\nK:C\n" + "^c'^c'^c'^c' " * 8 + "|\n")
+    (lake.raw_dir / "inc.abc").write_text(f"X:1\nT:Includer\nL:1/8\nK:C\n%%abc-include {secret}\nCDEF|\n"
+                                          f"I:abc-include {secret}\nGABc|\n")
+    rows = _rows(lake)
+    row = rows["inc.abc"]
+    assert row["status"] == "ingested"
+    assert sum("include directive removed" in p for p in row["problems"]) == 2
+    pieces, notes = load_parsed(lake, pl.DataFrame([*rows.values()]))
+    text = pieces.filter(pl.col("path") == "inc.abc")["text"][0]
+    assert "SECRET" not in text and "abc-include" not in text
+    pid = pieces.filter(pl.col("path") == "inc.abc")["piece_id"][0]
+    assert 85 not in notes.filter(pl.col("piece_id") == pid)["pitch"].to_list()  # ^c' is never played
+    for path in lake.root.rglob("*"):
+        if path.is_file():
+            assert b"SECRET-TITLE" not in path.read_bytes(), path
+
+
+def test_many_empty_abc_tunes_run_no_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musicml.formats.abc import reader
+
+    calls = []
+    monkeypatch.setattr(reader, "parse_tune", lambda tune, source: calls.append(tune) or tune)
+    lake = _lake(tmp_path)
+    (lake.raw_dir / "xs.abc").write_bytes(b"X:1\n" * 2000)
+    rows = {r["path"]: r for r in ingest(lake, IngestConfig(isolate=False)).files.iter_rows(named=True)}
+    _rejected(rows, "xs.abc", "no readable tune among 2000")
+    assert len(calls) == 1  # only good.abc's tune went to the reader
+
+
+def test_reasons_carry_no_random_paths(tmp_path: Path) -> None:
+    bad = b"X:1\nT:Broken\nK:Q\nCDEF|\n"
+    reasons = []
+    for i in range(2):
+        lake = _lake(tmp_path / str(i))
+        (lake.raw_dir / "broken.abc").write_bytes(bad)
+        reasons.append(_rows(lake)["broken.abc"]["reason"])
+    assert reasons[0] == reasons[1]
+    assert str(tmp_path) not in reasons[0]
+
+
+def test_cache_write_error_is_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musicml.ingest import files
+
+    def fail(lake, entries):  # a batch holding bad.abc fails; then each file is written alone
+        if any(e.rel == "bad.abc" for e in entries):
+            raise OSError(28, "No space left on device")
+        return real(lake, entries)
+
+    real = files._write_cache
+    monkeypatch.setattr(files, "_write_cache", fail)
+    lake = _lake(tmp_path)
+    (lake.raw_dir / "bad.abc").write_bytes(GOOD_ABC.replace(b"Good", b"Other"))
+    rows = {r["path"]: r for r in ingest(lake, IngestConfig(isolate=False)).files.iter_rows(named=True)}
+    _rejected(rows, "bad.abc", "No space left")
+    assert rows["good.abc"]["status"] == "ingested"
+
+
+# --- the worker pool itself: crashes and hangs cost one row -------------------------------------
+
+
+def _misbehaving_worker(conn, memory_bytes):  # runs in a spawned child; speaks the batch protocol
+    import json
+    import signal
+
+    from musicml.ingest.isolation import READY
+
+    conn.send_bytes(READY)
+    while True:
+        try:
+            header = json.loads(conn.recv_bytes())
+            conn.recv_bytes()
+        except EOFError:
+            return
+        rels = [f["rel"] for f in header["files"]]
+        for k, rel in enumerate(rels):
+            if rel == "crash.mid":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if rel == "hang.mid":
+                time.sleep(3600)
+            conn.send_bytes(json.dumps({"i": k, "reply": {"status": "ingested", "reason": "", "encoding": None,
+                                                          "n_pieces": 1, "problems": []}}).encode())
+        if "badwrite.mid" in rels:  # the batch's cache write crashes
+            os.kill(os.getpid(), signal.SIGSEGV)
+        conn.send_bytes(json.dumps({"written": {}}).encode())
+
+
+def _pool_replies(workers: int, rels: tuple[str, ...], **kw) -> dict[str, dict]:
+    pool = ParserPool(workers, 0, target=_misbehaving_worker)
+    tasks = [Task("/nonexistent", rel, "midi", "0" * 64, b"x", {}) for rel in rels]
+    try:
+        replies = [(t.rel, r) for t, r in pool.run(tasks, timeout_s=3, **kw)]
+    finally:
+        pool.close()
+    assert sorted(r for r, _ in replies) == sorted(rels)  # every file answered exactly once
+    return dict(replies)
+
+
+def test_pool_survives_crash_and_hang() -> None:
+    rels = ("a.mid", "crash.mid", "b.mid", "hang.mid", "c.mid", "d.mid")
+    replies = _pool_replies(2, rels)
+    assert "SIGSEGV" in replies["crash.mid"]["reason"] and replies["crash.mid"]["status"] == "rejected"
+    assert "did not finish within 3 s" in replies["hang.mid"]["reason"]
+    assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid", "d.mid"))
+
+
+def test_crash_or_hang_inside_a_batch_costs_only_that_file() -> None:
+    rels = ("a.mid", "b.mid", "crash.mid", "c.mid", "hang.mid", "d.mid", "e.mid")
+    replies = _pool_replies(1, rels, batch_files=64)
+    assert replies["crash.mid"]["reason"].startswith("crash.mid: reader process killed by signal SIGSEGV")
+    assert replies["hang.mid"]["reason"].startswith("hang.mid: reader did not finish within 3 s")
+    assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid", "d.mid", "e.mid"))
+
+
+def test_crash_in_a_batch_cache_write_costs_only_that_file() -> None:
+    replies = _pool_replies(1, ("a.mid", "badwrite.mid", "b.mid"), batch_files=64)
+    assert replies["badwrite.mid"]["status"] == "rejected" and "SIGSEGV" in replies["badwrite.mid"]["reason"]
+    assert replies["a.mid"]["status"] == replies["b.mid"]["status"] == "ingested"
+
+
+def test_batches_respect_files_bytes_and_config() -> None:
+    from musicml.ingest.isolation import _batches
+
+    tasks = [Task("/l", f"{i}.mid", "midi", "0" * 64, b"x" * 10, {"g": i // 5}) for i in range(12)]
+    sizes = [len(b) for b in _batches(tasks, 3, 1000)]
+    assert sizes == [3, 2, 3, 2, 2]  # a new config starts a new batch
+    assert [len(b) for b in _batches(tasks[:5], 64, 25)] == [2, 2, 1]  # at most 25 bytes each
+
+
+# --- fuzzing: random bytes, truncations and bit flips of real files ------------------------------
+
+
+def _real_files() -> list[tuple[str, bytes]]:
+    from musicml.ingest.corpus import music21_abc_files
+
+    abc = sorted(music21_abc_files())[:3]
+    out = [(f"seed{i}.abc", p.read_bytes()) for i, p in enumerate(abc)]
+    out.append(("seed.mid", symusic.Score.from_abc(GOOD_ABC.decode()).dumps_midi()))
+    out.append(("seed.atex", b"\\title \"x\"\n\\tempo 90\n.\n:4 3.3 5.3 7.2 (5.2 7.3) | 0.1.8 r.8 3.2.2 |\n"))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_inputs_are_rows_never_crashes(tmp_path_factory: pytest.TempPathFactory, data) -> None:
+    seeds = _real_files()
+    name, seed = data.draw(st.sampled_from(seeds))
+    kind = data.draw(st.sampled_from(["random", "truncate", "flip"]))
+    if kind == "random":
+        blob = data.draw(st.binary(max_size=400))
+        if data.draw(st.booleans()):
+            blob = b"MThd" + blob
+    elif kind == "truncate":
+        blob = seed[: data.draw(st.integers(0, len(seed)))]
+    else:
+        rng = random.Random(data.draw(st.integers(0, 2**32)))
+        b = bytearray(seed)
+        for _ in range(data.draw(st.integers(1, 16))):
+            if b:
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        blob = bytes(b)
+    lake = Lake.from_env(tmp_path_factory.mktemp("fuzz") / "lake")
+    lake.raw_dir.mkdir(parents=True)
+    (lake.raw_dir / name).write_bytes(blob)
+    result = ingest(lake, IngestConfig(parse_timeout_s=20))
+    (row,) = result.files.iter_rows(named=True)
+    assert row["status"] in ("ingested", "rejected")
+    if row["status"] == "rejected":
+        assert row["reason"].startswith(name) and len(row["reason"]) > len(name) + 2
+
+
+def test_scan_order_and_folders_are_not_rows(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.abc").write_bytes(GOOD_ABC)
+    (tmp_path / "a.abc").write_bytes(GOOD_ABC)
+    assert [e.rel for e in scan(tmp_path)] == ["a.abc", "b/x.abc"]
+
+
+def test_two_ingestions_at_once_parse_each_file_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lake = _lake(tmp_path)
+    for i in range(6):
+        (lake.raw_dir / f"t{i}.abc").write_bytes(GOOD_ABC.replace(b"Good", f"Tune {i}".encode()))
+    code = ("import sys, json; from musicml.lake import Lake; from musicml.workflow import ingest_step; "
+            "r, _ = ingest_step(Lake.from_env(sys.argv[1]), seed_default_corpus=False); "
+            "print(json.dumps({'parsed': r.parsed, 'rows': len(r.files)}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(lake.root)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    import json
+
+    results = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    assert sorted(r["parsed"] for r in results) == [0, 7]  # one run parsed all, the other reused them
+    assert all(r["rows"] == 7 for r in results)
+    files = pl.read_parquet(lake.path("ingest", "files.parquet"))
+    assert files.height == 7 and files["path"].n_unique() == 7
