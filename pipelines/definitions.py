@@ -8,7 +8,12 @@ from pipelines import checks
 from pipelines.assets import curation, model, pianorolls, tokens
 from pipelines.jobs import data_job, main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
-from pipelines.sensors import dead_run_reclaimer, new_scores_sensor, nightly_retrain, report_failed_runs
+from pipelines.sensors import (
+    dead_run_reclaimer,
+    new_scores_sensor,
+    nightly_retrain,
+    report_failed_runs,
+)
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model]),

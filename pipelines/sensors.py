@@ -59,6 +59,8 @@ def failure_report(context: dg.RunFailureSensorContext) -> str:
     lines = [f"run {run.run_id} of {run.job_name} failed"]
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
+            error = error.cause
         what = error.message.strip().splitlines()[-1] if error and error.message.strip() else event.message
         lines.append(f"  step {event.step_key}: {what}")
     if len(lines) == 1:

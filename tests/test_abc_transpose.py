@@ -300,12 +300,14 @@ def test_text_transposer_keeps_the_layout(collection):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=st.integers(min_value=0, max_value=10**6), k=st.integers(-40, 40))
 def test_random_shifts_of_real_tunes_never_raise(index, k):
-    texts = real_tunes(COLLECTIONS[-1])
+    texts = [t for c in COLLECTIONS for t in real_tunes(c)]
     text = texts[index % len(texts)]
     out = transpose_abc(text, k)
     assert out is None or isinstance(out, str)
     if k == 0:
-        assert out == text
+        # no shift is the text itself, unless the tune is declined whatever the shift (e.g. music21's
+        # "The Major" in K:Hp, the highland-pipes key, which the transposer does not spell)
+        assert out == text or (out is None and transpose_abc(text, 1) is None and transpose_abc(text, -1) is None)
 
 
 @settings(max_examples=300, deadline=None)

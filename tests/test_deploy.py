@@ -17,9 +17,9 @@ import pytest
 import yaml
 from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import dagster_instance_config
+from test_train import BOS, TOKEN_BYTES, shards, tiny_cfg  # noqa: F401 (shards: a fixture)
 
 from musicml.train import cli
-from test_train import BOS, TOKEN_BYTES, shards, tiny_cfg  # noqa: F401 (shards: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

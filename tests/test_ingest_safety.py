@@ -376,3 +376,28 @@ def test_two_ingestions_at_once_parse_each_file_once(tmp_path: Path) -> None:
     assert all(r["rows"] == 7 for r in results)
     files = pl.read_parquet(lake.path("ingest", "files.parquet"))
     assert files.height == 7 and files["path"].n_unique() == 7
+
+
+def test_names_from_scores_never_write_outside_the_lake(tmp_path: Path) -> None:
+    """Titles and track names that look like paths stay data: every file the data steps write
+    is under the lake root."""
+    from musicml import workflow
+
+    lake = _lake(tmp_path / "inner")
+    (lake.raw_dir / "t.abc").write_text("X:1\nT:../../../../escaped\nL:1/8\nK:D\nDEFG ABcd|\n")
+    (lake.raw_dir / "a.atex").write_text('\\title "../../../../escaped2"\n.\n3.3.4 5.3.4 7.2.4 5.2.4 |\n')
+    score = symusic.Score(480)
+    track = symusic.Track("../../../../escaped3", 0, False)
+    for i in range(16):
+        track.notes.append(symusic.Note(i * 240, 240, 60 + i % 12, 90))
+    score.tracks.append(track)
+    score.dump_midi(str(lake.raw_dir / "m.mid"))
+    before = {p for p in tmp_path.rglob("*")}
+    workflow.ingest_step(lake, seed_default_corpus=False)
+    workflow.parse_step(lake)
+    workflow.dedup_step(lake)
+    workflow.augment_step(lake)
+    workflow.split_step(lake)
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(lake.root in p.parents for p in created)
+    assert not any("escaped" in p.name for p in created)

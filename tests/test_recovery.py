@@ -37,14 +37,14 @@ def some_job():
     noop()
 
 
-def started_run(instance: dg.DagsterInstance, pid: int, tags: dict | None = None) -> str:
-    """A run left STARTED by the process ``pid``, holding a ``gpu`` slot, as a SIGKILLed run leaves it."""
+def started_run(instance: dg.DagsterInstance, pid: int, tags: dict | None = None, claim: bool = True) -> str:
+    """A run left STARTED by the process ``pid``, holding the ``gpu`` slot (``claim``), as a SIGKILLed run leaves it."""
     run = instance.create_run_for_job(some_job, tags=tags or {})
     instance.report_dagster_event(
         DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid),
         run_id=run.run_id)
-    claim = instance.event_log_storage.claim_concurrency_slot(pools.GPU, run.run_id, "trained_model")
-    assert claim.is_claimed
+    if claim:
+        assert instance.event_log_storage.claim_concurrency_slot(pools.GPU, run.run_id, "trained_model").is_claimed
     return run.run_id
 
 
@@ -87,7 +87,7 @@ def test_dead_run_is_failed_its_slot_freed_and_mlflow_run_killed(instance, mlflo
 
 def test_live_run_and_other_hosts_run_are_left_alone(instance, mlflow_uri):
     live = started_run(instance, os.getpid())
-    elsewhere = started_run(instance, dead_pid(), tags={HOST_TAG: "some-other-host"})
+    elsewhere = started_run(instance, dead_pid(), tags={HOST_TAG: "some-other-host"}, claim=False)
     ml_live = mlflow_run(mlflow_uri, live)
     assert reclaim_dead_runs(instance, mlflow_uri) == []
     for run_id in (live, elsewhere):

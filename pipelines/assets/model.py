@@ -18,6 +18,7 @@ from pipelines.assets.tokens import token_shards
 from pipelines.config import dagster_config
 from pipelines.metadata import image_md, md_table
 from pipelines.resources import LakeResource, MlflowResource
+from pipelines.retries import retry_transient
 
 GROUP = "model"
 PRESET_FIELDS = sorted({key for values in PRESETS.values() for key in values})  # left at None: the preset's
@@ -54,8 +55,9 @@ def trained_model(
 
     launcher = pipes_launcher(context) if config.launcher == "subprocess" else workflow.inprocess_launcher(log)
     context.log.info(f"training {cfg.family} with the {config.launcher} launcher")
-    run = workflow.train_step(lk, cfg, tracking_uri=uri, tags=tags, experiment=mlflow.experiment,
-                              launcher=launcher, fresh=config.fresh)
+    with retry_transient(context):  # a busy MLflow store: the retry resumes from the last checkpoint
+        run = workflow.train_step(lk, cfg, tracking_uri=uri, tags=tags, experiment=mlflow.experiment,
+                                  launcher=launcher, fresh=config.fresh)
     result = run.result
     metadata = {
         "mlflow_run_id": run.mlflow_run_id,
@@ -105,7 +107,8 @@ def model_evaluation(
     from musicml.evaluate.run import musical_table
 
     lk = lake.lake()
-    metrics = workflow.evaluate_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
+    with retry_transient(context):
+        metrics = workflow.evaluate_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
     context.log.info("evaluation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     run = workflow.latest_run(lk)
     table = pl.DataFrame(musical_table(metrics), schema_overrides={
@@ -131,7 +134,8 @@ def generated_samples(
     from musicml.generate import samples as samples_lib
 
     lk = lake.lake()
-    generated, summary, out_dir, run = workflow.samples_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
+    with retry_transient(context):
+        generated, summary, out_dir, run = workflow.samples_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
     table = pl.DataFrame([{"name": s.name, "format": s.format, "tokens": s.tokens, "syntax_ok": s.syntax_ok,
                            "notes": s.notes, "audio": s.audio.get("synth"), "seconds": s.audio.get("duration_seconds"),
                            "text": s.text[:200]} for s in generated])

@@ -9,6 +9,7 @@ from pipelines.assets.curation import splits
 from pipelines.config import dagster_config
 from pipelines.metadata import md_table
 from pipelines.resources import LakeResource
+from pipelines.retries import retry_transient
 
 GROUP = "tokens"
 
@@ -52,7 +53,8 @@ ShardsConfig = dagster_config(shards_config.ShardsConfig, name="ShardsConfig")
 def token_shards(context: dg.AssetExecutionContext, config: ShardsConfig, lake: LakeResource) -> dg.MaterializeResult:
     """BOS-aligned token documents in zstd parquet shards per split, a manifest, and the DuckDB catalog."""
     lk = lake.lake()
-    manifest = workflow.shards_step(lk, config.build())
+    with retry_transient(context):  # the catalog's DuckDB file may be busy
+        manifest = workflow.shards_step(lk, config.build())
     summary = pl.DataFrame(
         [{"split": s, "shards": len(v["shards"]), "rows": v["rows"], "tokens": v["tokens"],
           "bytes": manifest["bytes"][s], "bytes_per_token": round(manifest["bytes"][s] / max(1, v["tokens"]), 3)}
