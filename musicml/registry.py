@@ -114,7 +114,7 @@ def log_and_register(tracking_uri: str, run_id: str, checkpoint: str | Path, tok
     c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0, model_id=model.model_id)
                                  for k, v in sorted(metrics.items())])
     c.set_tag(run_id, f"{TAG}split_digest", split_digest)
-    with _registry_lock(tracking_uri):
+    with _registry_lock(tracking_uri), _global_tracking_uri(tracking_uri):
         decision = _register(c, name, model, run_id, metric, value, split_digest)
     return {**decision, "model_id": model.model_id, "model_uri": f"models:/{model.model_id}"}
 
@@ -131,6 +131,18 @@ def _registry_lock(tracking_uri: str):
     return nullcontext()
 
 
+def _global_tracking_uri(tracking_uri: str):
+    """MLflow's registry store resolves a ``models:/<model_id>`` source with the process-global
+    tracking URI (its own TODO says so): point that at ``tracking_uri`` for the block only."""
+    from contextlib import nullcontext
+
+    try:
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    except ImportError:  # a later MLflow: nothing global to point
+        return nullcontext()
+    return _use_tracking_uri(tracking_uri)
+
+
 def _register(c, name: str, model, run_id: str, metric: str, value: float, digest: str) -> dict:
     from mlflow.exceptions import MlflowException
 
@@ -139,8 +151,7 @@ def _register(c, name: str, model, run_id: str, metric: str, value: float, diges
     except MlflowException:
         c.create_registered_model(name, description="musicml models of one modality; alias "
                                   f"{CHAMPION!r}: the best on the test split it was compared on")
-    # the artifact location, not models:/<id>: MLflow resolves that with the process-global store
-    mv = c.create_model_version(name, source=model.artifact_location, run_id=run_id, model_id=model.model_id)
+    mv = c.create_model_version(name, source=f"models:/{model.model_id}", run_id=run_id, model_id=model.model_id)
     try:
         champ = c.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -155,7 +166,7 @@ def _register(c, name: str, model, run_id: str, metric: str, value: float, diges
         else:
             old_value = float(tags[f"{TAG}value"])
             decision = PROMOTED if value < old_value else KEPT
-    version_tags = {"decision": decision, "metric": metric, "value": repr(value), "split_digest": digest,
+    version_tags = {"decision": decision, "model_id": model.model_id, "metric": metric, "value": repr(value), "split_digest": digest,
                     "champion_value": "" if old_value is None else repr(old_value),
                     "champion_version": "" if champ is None else str(champ.version)}
     for k, v in version_tags.items():
@@ -194,9 +205,11 @@ def _model_id(c, uri: str) -> str:
             return c.get_logged_model(rest).model_id
     except MlflowException as err:
         raise FileNotFoundError(f"{uri}: {err.message}") from None
-    if not mv.model_id:
+    model_id = mv.model_id or mv.tags.get(f"{TAG}model_id") or (
+        mv.source[len("models:/"):] if (mv.source or "").startswith("models:/m-") else None)
+    if not model_id:
         raise FileNotFoundError(f"{uri}: version {mv.version} has no logged model")
-    return mv.model_id
+    return model_id
 
 
 def resolve_model(uri: str, tracking_uri: str, dst: str | Path | None = None) -> tuple[Path, Path | None]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 DEFAULT_EXPERIMENT = "musicml"
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"  # the UI's model-training view
+SYSTEM_METRICS_INTERVAL_S = 10.0  # seconds between system-metric samples of a training run
 logging.getLogger("alembic").setLevel(logging.WARNING)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
 
@@ -59,10 +63,35 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 
 def experiment_id(c: MlflowClient, name: str = DEFAULT_EXPERIMENT) -> str:
+    """The experiment's id, created if missing; tagged so MLflow's UI opens it in its
+    model-training view (an experiment made before the tag existed gets it too)."""
     exp = c.get_experiment_by_name(name)
     if exp:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    return c.create_experiment(name, artifact_location=artifact_location(c.tracking_uri))
+    return c.create_experiment(name, artifact_location=artifact_location(c.tracking_uri),
+                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+@contextmanager
+def system_metrics(tracking_uri: str, run_id: str, interval_s: float = SYSTEM_METRICS_INTERVAL_S) -> Iterator[bool]:
+    """Log MLflow's system metrics (``system/cpu_utilization_percentage``, memory, disk, network,
+    GPU when there is one) to the run every ``interval_s`` seconds for the block; continues the
+    steps of a resumed run. Yields False (and logs nothing) without ``psutil``."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError as err:  # psutil missing
+        logging.getLogger(__name__).warning("no system metrics: %s", err)
+        yield False
+        return
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, resume_logging=True,
+                                   tracking_uri=tracking_uri)
+    monitor.start()
+    try:
+        yield True
+    finally:
+        monitor.finish()
 
 
 def start_or_resume_run(

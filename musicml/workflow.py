@@ -191,8 +191,9 @@ def train_tracked(cfg, shard_dir: Path, run_dir: Path, bos_id: int, token_bytes:
             log(step, metrics)
 
     try:
-        result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
-                       token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
+        with tracking.system_metrics(uri, run_id):
+            result = train(cfg, shard_dir, run_dir, bos_id=bos_id,
+                           token_bytes=np.load(token_bytes, allow_pickle=False), log=both)
     finally:
         logger.flush()
     return result.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines import checks
-from pipelines.assets import curation, model, pianorolls, tokens
+from pipelines.assets import curation, model, pianorolls, registry, tokens
 from pipelines.jobs import data_job, main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 from pipelines.sensors import (
@@ -16,7 +16,7 @@ from pipelines.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model]),
+    assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model, registry]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[main_job, data_job, train_job],
     sensors=[new_scores_sensor, dead_run_reclaimer, report_failed_runs],

@@ -87,3 +87,38 @@ def test_random_bytes_decoded_never_crash(data):
     text = data.decode("utf-8", errors="replace")
     _check(text)
     validate(text, "fuzz")
+
+
+@st.composite
+def accepted_variants(draw):
+    """Corpus texts with a mutation, or with ``\\tag ()`` (a tag given empty values) put before
+    a line: the inputs whose canonical form once failed to re-parse (issue 10)."""
+    from musicml.formats.alphatex.signatures import ALL_TAGS
+
+    if draw(st.booleans()):
+        return draw(mutated())
+    text = draw(st.sampled_from(_samples()))
+    lines = text.split("\n")
+    i = draw(st.integers(0, len(lines)))
+    tag = draw(st.sampled_from(sorted(ALL_TAGS)))
+    return "\n".join([*lines[:i], f"\\{tag} ()", *lines[i:]])
+
+
+@_SETTINGS
+@given(accepted_variants())
+def test_canonical_form_of_accepted_text_is_accepted(text):
+    """Every text the parser accepts has a canonical form that it accepts too, with the same tree."""
+    r = parse(text, "in")
+    if r.errors:
+        return
+    again = parse(serialize(r.ast), "canonical")
+    assert not again.errors, (text, serialize(r.ast), [str(d) for d in again.errors])
+    assert again.ast == r.ast
+
+
+def test_empty_values_before_notes_round_trip():
+    for tag in ("tempo", "title", "subtitle", "artist"):
+        r = parse(f"\\{tag} ()\n.\n3.3.4 5.3.4 |\n", "x")
+        assert not r.errors
+        again = parse(serialize(r.ast), "y")
+        assert not again.errors and again.ast == r.ast, serialize(r.ast)

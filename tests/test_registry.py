@@ -95,8 +95,15 @@ def test_champion_loads_with_the_checkpoints_logits_and_nothing_pickled(trained,
     assert ckpt.is_file() and (tok / "tokenizer.json").is_file()
     assert {p.name for p in files} >= {"MLmodel", "registry_model.py", "checkpoint.pt", "config.json"}
     assert not [p for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
-    assert "cloudpickle" not in (tmp_path / "dl" / "MLmodel").read_text().replace("cloudpickle_version", "")
+    mlmodel = next(p for p in files if p.name == "MLmodel")
+    assert "python_model.pkl" not in mlmodel.read_text() and "model_code_path" in mlmodel.read_text()
     torch.load(ckpt, weights_only=True)
+    # the pyfunc written as code loads and samples from the same folder
+    import mlflow.pyfunc
+
+    pyfunc = mlflow.pyfunc.load_model(str(mlmodel.parent))
+    out = pyfunc.predict(["X:1\n"], params={"max_new_tokens": 8, "seed": 1})
+    assert len(out) == 1 and out[0].startswith("X:1")
 
 
 def test_register_latest_uses_the_evaluation_and_the_test_split(trained):
@@ -125,3 +132,18 @@ def test_bad_inputs_are_refused():
     assert registry.modality_name(["midi", "abc", "abc"]) == "musicml-abc-midi"
     assert registry.modality_name([], "fractal") == "musicml-pianoroll"
     assert registry.split_digest(["b", "a"]) == registry.split_digest(["a", "b", "a"])
+
+
+def test_experiment_opens_in_the_model_training_view_and_runs_log_system_metrics(trained):
+    import time
+
+    _, uri, run = trained
+    c = tracking.client(uri)
+    exp = c.get_experiment(c.get_run(run["mlflow_run_id"]).info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    run_id = c.create_run(exp.experiment_id).info.run_id
+    with tracking.system_metrics(uri, run_id, interval_s=0.2) as on:
+        time.sleep(1.5)
+    assert on
+    keys = c.get_run(run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in keys and "system/system_memory_usage_megabytes" in keys

@@ -24,7 +24,6 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import symusic
-from pyarrow import feather
 
 from musicml.formats import FORMATS, ScoreError, detect_format, get_format
 from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-exported by musicml.ingest)
@@ -421,9 +420,17 @@ def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
     _write_ipc(base / f"{name}{PIECES_SUFFIX}", pl.DataFrame(rows, schema=PIECE_SCHEMA).to_arrow())
 
 
+_IPC_OPTIONS = None
+
+
 def _write_ipc(path: Path, table: pa.Table) -> None:
-    with atomic_path(path) as tmp:
-        feather.write_feather(table, tmp, compression="lz4")
+    """On this thread (Arrow's thread pool would reserve address space a worker's limit counts)."""
+    global _IPC_OPTIONS
+    if _IPC_OPTIONS is None:
+        _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
+            pa.ipc.new_file(sink, table.schema, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
 
 
 def _cache_index(lake: Lake) -> pl.DataFrame:

@@ -46,6 +46,9 @@ class Task:
 def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in a child
     os.environ["POLARS_MAX_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
+    # Arrow's default allocator (mimalloc) reserves ~1 GB of address space up front, which
+    # RLIMIT_AS counts: the system allocator keeps a worker's limit for the files it parses
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash is reported at once, not dumped

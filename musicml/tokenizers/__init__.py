@@ -141,7 +141,7 @@ def train_codec(texts: Sequence[str], config: TokenizerConfig | None = None, *,
         return EventCodec.train(formats, texts, kind=kind, bpe=cfg.miditok_bpe, vocab_size=vocab_size)
     if kind == "bpe":
         tok, info = bpe.train_bpe(texts, vocab_size=vocab_size, pretokenizer=pretokenizer,
-                                  min_frequency=min_frequency)
+                                  min_frequency=min_frequency, formats=formats)
         return BpeCodec(tok, info)
     if kind == "char":
         tok = CharTokenizer.train(list(texts), special_tokens=list(bpe.FORMAT_TOKENS.values()))

@@ -12,6 +12,6 @@ class TokenizerConfig:
 
     kind: str = "bpe"  # bpe | char (the baselines') | remi | tsd | midilike | structured (miditok MIDI events)
     vocab_size: int = 8192  # bpe: the nanochat alphaTex run's, shrunk for tiny corpora; events: miditok_bpe's target
-    pretokenizer: str = "music"  # bpe only: music | nanochat | bytelevel
+    pretokenizer: str = "auto"  # bpe only: auto (per format, measured: bpe.PRETOKENIZER_BY_FORMAT) | music | nanochat | bytelevel
     min_frequency: int = 2  # bpe only: a merge needs this many occurrences
     miditok_bpe: bool = False  # event kinds only: learn miditok's BPE (merges within bars) up to vocab_size

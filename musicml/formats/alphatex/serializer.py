@@ -89,9 +89,12 @@ def _empty_ok(tag: str, follower: str) -> bool:
         from musicml.formats.alphatex.parser import _Parser
 
         toks, _ = tokenize(f"\\{tag} {follower}")
-        parser = _Parser(toks, "", [])
+        diags: list = []
+        parser = _Parser(toks, "", diags)
         values = parser.metadata().values
-        ok = values == [] and parser.i == (3 if follower.startswith("{} ") else 1)
+        # bare is safe only when the follower is neither read as values nor refused as them
+        ok = (values == [] and parser.i == (3 if follower.startswith("{} ") else 1)
+              and not any(d.severity == "error" for d in diags))
         _bare_cache[key] = ok
     return ok
 
