@@ -5,6 +5,8 @@
 #   time_to_target  training seconds to val bpb 0.6 on the shared alphaTex corpus at the seed
 #                run's schedule: 4 layers x 128, seq 512, 4,096-token batches, 1,000 steps
 #                (bench/bench_time_to_target.py)
+#   fractal      the FractalGen-MIDI piano-roll model's ~29M `gpu` configuration: training
+#                cells/s and sampling seconds per sample per num_iter (bench/bench_fractal.py)
 #
 #   bash bench/gpu_check.sh                              # on a GPU machine (< 8 min on one H200)
 #   bash bench/gpu_check.sh --device cpu --tiny          # dry run of every path on a CPU
@@ -67,13 +69,19 @@ log "time to target: bench/bench_time_to_target.py ${target_args[*]} ($((t1 - t0
 "$PY" bench/bench_time_to_target.py --data "$data" --target 0.6 --device "$device" \
   --work "$work/target" "${target_args[@]}" >"$work/target.json"
 t2=$(date +%s)
-"$PY" - "$work" "$((t1 - t0))" "$((t2 - t1))" "$tiny" <<'EOF'
+if [ "$tiny" = 1 ]; then fractal_args=(--preset tiny --train-steps 2 --repeats 1 --batch 2)
+else fractal_args=(--preset gpu --train-steps 20 --repeats 2 --batch 16)
+fi
+log "fractal: bench/bench_fractal.py ${fractal_args[*]} ($((t2 - t0)) s so far)"
+"$PY" bench/bench_fractal.py --device "$device" "${fractal_args[@]}" >"$work/fractal.json"
+"$PY" - "$work" "$((t1 - t0))" "$((t2 - t1))" "$tiny" "$(($(date +%s) - t2))" <<'EOF'
 import json, os, sys
 from pathlib import Path
 
 work, s_throughput, s_target, tiny = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 tp = json.loads((work / "throughput.json").read_text())
 tt = json.loads((work / "target.json").read_text())
+fr = json.loads((work / "fractal.json").read_text())
 out = {
     "benchmark": "gpu_check", "tiny_dry_run": tiny, "device": tp["device"], "device_name": tp["device_name"],
     "torch": tp["torch"], "compile": tp["compile"], "autocast": tp["autocast"],
@@ -84,7 +92,8 @@ out = {
     "time_to_target": {k: tt[k] for k in ("target_val_bpb", "depth", "reached", "final_val_bpb", "steps",
                                           "train_tokens_per_s", "wall_s", "curve")},
     "quality_at_equal_tokens": tp.get("quality_at_equal_tokens"),
-    "seconds": {"throughput": s_throughput, "time_to_target": s_target},
+    "fractal": fr,
+    "seconds": {"throughput": s_throughput, "time_to_target": s_target, "fractal": int(sys.argv[5])},
 }
 text = json.dumps(out, indent=1)
 print(text)
