@@ -1,6 +1,7 @@
 """MIDI models on POP909 on one scale: bits per note, equal wall-clock budget, the same splits.
 
     python bench/bench_midi_models.py [--limit 300] [--budget-s 120] [--threads 1] [--work DIR]
+    python bench/bench_midi_models.py --limit 300 --work DIR --prepare-only   # data and shards only
 
 1. One base lake from the first ``--limit`` POP909 files (all 909 by default) with the
    pipeline's own steps: ingest, parse, dedup, augmentation ``-k..+k`` (``--max-shift``, 0 by
@@ -8,7 +9,9 @@
 2. Per representation a sub-lake gets a copy of the base lake's ``parsed/`` and ``curated/``
    tables (so the same splits) and its own ``tokenizer_step`` + ``shards_step``:
    MIDI text with BPE (the tokenizer's defaults, ``music`` pre-tokenizer), MIDI text by
-   character, REMI, REMI with miditok BPE. The base lake gets the piano rolls.
+   character, REMI, REMI with miditok BPE (``--remi-bpe-vocab``, 2048). The base lake gets the
+   piano rolls. A ``--work`` folder that already holds them (same data arguments) is reused, so
+   ``--prepare-only`` can build the data ahead of the timed trainings.
 3. Rows, each trained for ``--budget-s`` seconds (``TrainConfig.time_budget_s``; token models
    with ``lr_schedule="time"``) with ``workflow.train_step`` and scored over the whole valid and
    test splits with ``workflow.evaluate_step`` (the fractal row with ``fractal_evaluate_step``):
@@ -37,11 +40,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicml import workflow  # noqa: E402
+from musicml import tracking, workflow  # noqa: E402
 from musicml.checkpoint import load_model  # noqa: E402
 from musicml.curate.augment import AugmentConfig  # noqa: E402
 from musicml.curate.splits import SplitConfig  # noqa: E402
-from musicml.lake import Lake  # noqa: E402
+from musicml.lake import Lake, read_json, write_json  # noqa: E402
 from musicml.pianorolls.steps import as_fractal_config, fractal_evaluate_step, piano_rolls_step  # noqa: E402
 from musicml.pianorolls.train import train_fractal  # noqa: E402
 from musicml.train import TrainConfig  # noqa: E402
@@ -72,18 +75,23 @@ def build_base(lake: Lake, files: list[Path], args: argparse.Namespace) -> dict:
 
 
 def representation(base: Lake, work: Path, name: str, **tok) -> tuple[Lake, dict]:
-    """A sub-lake with the base lake's splits and its own tokenizer and shards."""
+    """A sub-lake with the base lake's splits and its own tokenizer and shards (reused when
+    ``--work`` already holds them from an earlier run with the same data arguments)."""
     lake = Lake.from_env(work / name)
+    info_path = lake.path("bench_representation.json")
+    if info_path.exists():
+        return lake, read_json(info_path)
     for folder in ("parsed", "curated"):
         shutil.copytree(base.path(folder), lake.dir(folder), dirs_exist_ok=True)
     t0 = time.perf_counter()
     codec = workflow.tokenizer_step(lake, **tok)
     manifest = workflow.shards_step(lake)
-    info = {"representation": name, "tokenizer": {"kind": codec.kind, **tok}, "vocab_size": codec.vocab_size,
+    info = {"tokenizer": {"kind": codec.kind, **tok}, "vocab_size": codec.vocab_size,
             "tokens": {s: v["tokens"] for s, v in manifest["splits"].items()},
             "documents_without_events": manifest.get("documents_without_events"),
             "seconds": round(time.perf_counter() - t0, 1)}
-    log({"representation": info})
+    write_json(info_path, info)
+    log({"representation": {"name": name, **info}})
     return lake, info
 
 
@@ -105,13 +113,15 @@ def token_row(lake: Lake, model: str, rep: str, cfg: TrainConfig, uri: str) -> t
 
 def fractal_row(lake: Lake, args: argparse.Namespace, uri: str) -> dict:
     """Piano rolls, a calibration run for the step rate, then the budgeted run and its evaluation."""
-    rolls = piano_rolls_step(lake)
+    rolls = read_json(lake.path("pianorolls", "summary.json"))
     base = TrainConfig(family="fractal", model={"preset": "tiny"}, device_batch_size=args.fractal_batch,
                        max_steps=10**9, eval_every=0, checkpoint_every=0, seed=0)
     calib_s = max(2.0, args.budget_s * args.calibrate_frac)
     probe = as_fractal_config(base)
     probe.time_budget_s = calib_s
-    out = train_fractal(probe, lake.path("pianorolls"), Path(tempfile.mkdtemp(prefix="fractal-calib-")))
+    calib_dir = lake.path("models", "fractal-calibration")
+    shutil.rmtree(calib_dir, ignore_errors=True)
+    out = train_fractal(probe, lake.path("pianorolls"), calib_dir)
     rate = out["steps"] / max(out["elapsed_s"], 1e-9)
     steps = max(1, int(rate * args.budget_s))
     cfg = TrainConfig(**{**base.to_dict(), "max_steps": steps, "time_budget_s": args.budget_s})
@@ -148,14 +158,17 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=120.0, help="training wall seconds per model")
     ap.add_argument("--max-shift", type=int, default=0, help="augmentation -k..+k semitones (0: none)")
     ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--remi-bpe-vocab", type=int, default=None, help="miditok BPE vocabulary (default: the tokenizer's)")
+    ap.add_argument("--remi-bpe-vocab", type=int, default=2048,
+                    help="miditok BPE vocabulary (the library's 8192 outgrows a few-100k-token corpus)")
     ap.add_argument("--lstm-hidden", type=int, default=512)
     ap.add_argument("--fractal-batch", type=int, default=8)
     ap.add_argument("--calibrate-frac", type=float, default=0.1,
                     help="fractal: seconds of the step-rate probe as a fraction of the budget")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: steady on a shared, loaded CPU; 0: torch's default)")
-    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=None,
+                    help="work folder; data, tokenizers and shards already there (same data arguments) are reused")
+    ap.add_argument("--prepare-only", action="store_true", help="build the lakes, tokenizers and shards, train nothing")
     args = ap.parse_args()
     files = sorted(args.corpus.glob("*.mid"))[: args.limit]
     if not files:
@@ -168,30 +181,41 @@ def main() -> None:
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "threads": torch.get_num_threads(),
                     "work": str(work)}
     base = Lake.from_env(work / "base")
-    report["data"] = build_base(base, files, args)
-    log({"data": report["data"]})
+    data_key = {k: str(getattr(args, k)) for k in ("corpus", "limit", "max_shift", "split_seed")}
+    data_path = base.path("bench_data.json")
+    if data_path.exists():
+        stored = read_json(data_path)
+        if stored["key"] != data_key:
+            sys.exit(f"{work} was built with {stored['key']}, not {data_key}; use another --work")
+        report["data"] = stored["data"]
+    else:
+        report["data"] = build_base(base, files, args)
+        report["data"]["piano_rolls"] = piano_rolls_step(base)["splits"]
+        write_json(data_path, {"key": data_key, "data": report["data"]})
+        log({"data": report["data"]})
     budget = {"max_steps": 10**9, "time_budget_s": args.budget_s, "lr_schedule": "time", "eval_every": 0,
               "checkpoint_every": 0, "seed": 0}
     gpt = {"family": "gpt", "model": {"n_layer": 2, "n_embd": 128, "n_head": 2}, "seq_len": 256,
            "device_batch_size": 8, **budget}
     lstm = {"family": "lstm", "model": {"embed_dim": 256, "hidden_dim": args.lstm_hidden}, "seq_len": 256,
             "device_batch_size": 16, "lr": 5e-3, **budget}
-    remi_bpe = {"kind": "remi", "miditok_bpe": True}
-    if args.remi_bpe_vocab:
-        remi_bpe["vocab_size"] = args.remi_bpe_vocab
     plan = [("GPT d2", "MIDI text + BPE", {"kind": "bpe"}, gpt),
             ("GPT d2", "REMI", {"kind": "remi"}, gpt),
-            ("GPT d2", "REMI + miditok BPE", remi_bpe, gpt),
+            ("GPT d2", "REMI + miditok BPE", {"kind": "remi", "miditok_bpe": True, "vocab_size": args.remi_bpe_vocab},
+             gpt),
             ("LSTM", "MIDI text by char", {"kind": "char"}, lstm)]
-    rows, unigrams, reps = [], [], []
-    for i, (model, rep, tok, cfg) in enumerate(plan):
-        lake, info = representation(base, work, f"rep{i}", **tok)
-        reps.append({**info, "representation": rep})
+    lakes = [representation(base, work, f"rep{i}", **tok) for i, (_, _, tok, _) in enumerate(plan)]
+    report["representations"] = [{"representation": p[1], **info} for p, (_, info) in zip(plan, lakes)]
+    if args.prepare_only:
+        print(json.dumps(report, indent=2))
+        return
+    tracking.client(uri).search_experiments()  # create the MLflow database before any row's clock
+    rows, unigrams = [], []
+    for (model, rep, _, cfg), (lake, _) in zip(plan, lakes):
         row, ev = token_row(lake, model, rep, TrainConfig.from_dict(cfg), uri)
         rows.append(row)
         unigrams.append(unigram_row(rep, ev))
     rows.append(fractal_row(base, args, uri))
-    report["representations"] = reps
     report["rows"] = rows + unigrams
     report["model_shapes"] = {"gpt": gpt["model"], "lstm": lstm["model"], "fractal": "tiny preset"}
     report["wall_s"] = round(time.perf_counter() - t0, 1)

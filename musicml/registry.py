@@ -204,7 +204,7 @@ def _model_id(c, uri: str) -> str:
         else:
             return c.get_logged_model(rest).model_id
     except MlflowException as err:
-        raise FileNotFoundError(f"{uri}: {err.message}") from None
+        raise FileNotFoundError(f"{uri}: no such model in {c.tracking_uri} ({err.message})") from None
     model_id = mv.model_id or mv.tags.get(f"{TAG}model_id") or (
         mv.source[len("models:/"):] if (mv.source or "").startswith("models:/m-") else None)
     if not model_id:
@@ -216,9 +216,13 @@ def resolve_model(uri: str, tracking_uri: str, dst: str | Path | None = None) ->
     """``(checkpoint, tokenizer dir or None)`` of a model URI, downloaded to ``dst`` (a new temp
     folder when None)."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     c = tracking.client(tracking_uri)
-    model = c.get_logged_model(_model_id(c, uri))
+    try:
+        model = c.get_logged_model(_model_id(c, uri))
+    except MlflowException as err:
+        raise FileNotFoundError(f"{uri}: no such model in {tracking_uri} ({err.message})") from None
     dst = Path(dst or tempfile.mkdtemp(prefix="musicml-model-"))
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=str(dst),
                                                      tracking_uri=tracking_uri))

@@ -1,14 +1,15 @@
 """Asset checks: the guarantees the data must keep before a model may train on it."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Dagster reads the config class from the annotation
 import dagster as dg
 import polars as pl
 
 from musicml import shards
+from musicml.automation import DataChecksConfig
 from musicml.curate.splits import find_leaks
 from pipelines.assets.curation import raw_scores, splits
 from pipelines.assets.tokens import token_shards
+from pipelines.config import dagster_config
 from pipelines.metadata import md_table
 from pipelines.resources import LakeResource
 
@@ -50,6 +51,22 @@ def every_file_accounted(lake: LakeResource) -> dg.AssetCheckResult:
         passed=not missing and not extra and dup_rows == 0 and no_reason.is_empty(),
         metadata={"missing": len(missing), "extra": len(extra), "duplicate_rows": dup_rows,
                   "rejected_without_reason": len(no_reason)},
+    )
+
+
+EnoughValidFilesConfig = dagster_config(DataChecksConfig, name="EnoughValidFilesConfig")
+
+
+@dg.asset_check(asset=raw_scores, blocking=True,
+                description="At least min_valid_files files of the drop zone were ingested (not rejected).")
+def enough_valid_files(config: EnoughValidFilesConfig, lake: LakeResource) -> dg.AssetCheckResult:
+    files = pl.read_parquet(lake.lake().path("ingest", "files.parquet"))
+    counts = dict(files.group_by("status").len().iter_rows())
+    valid, needed = counts.get("ingested", 0), config.build().min_valid_files
+    return dg.AssetCheckResult(
+        passed=valid >= needed,
+        metadata={"ingested": valid, "min_valid_files": needed,
+                  **{f"status_{k}": v for k, v in sorted(counts.items())}},
     )
 
 

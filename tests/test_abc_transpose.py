@@ -304,10 +304,8 @@ def test_random_shifts_of_real_tunes_never_raise(index, k):
     text = texts[index % len(texts)]
     out = transpose_abc(text, k)
     assert out is None or isinstance(out, str)
-    if k == 0:
-        # no shift is the text itself, unless the tune is declined whatever the shift (e.g. music21's
-        # "The Major" in K:Hp, the highland-pipes key, which the transposer does not spell)
-        assert out == text or (out is None and transpose_abc(text, 1) is None and transpose_abc(text, -1) is None)
+    if k == 0:  # no shift is the text itself, even in a key the transposer cannot move (K:Hp)
+        assert out == text or "K:" not in text
 
 
 @settings(max_examples=300, deadline=None)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import symusic
-from conftest import corpus_path
+from conftest import shared_files
 
 from musicml.formats import alphatex
 from musicml.formats.midi import text as miditext
@@ -82,9 +82,11 @@ def codecs() -> dict[str, EventCodec]:
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
-def test_round_trip_pop909(codecs, kind):
-    for name in ("001.mid", "123.mid"):  # 3 piano tracks; 4 tempo changes
-        assert_round_trip(codecs[kind], symusic.Score(str(corpus_path("midi", "pop909", name))))
+def test_round_trip_pop909(codecs, derived, kind):
+    # POP909 001 and 123 (3 piano tracks; 4 tempo changes) with the shared corpora, else music21's
+    # multi-voice tunes as MIDI (2-3 tracks)
+    for path in shared_files("midi", "pop909", names=["001.mid", "123.mid"]) or derived.multitrack:
+        assert_round_trip(codecs[kind], symusic.Score(str(path)))
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)

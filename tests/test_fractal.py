@@ -407,7 +407,8 @@ def test_generate_command_three_modes(checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--mode", "prefix", "--end", "4"], "needs --midi"),
     (["--mode", "inpaint", "--midi", "x.mid", "--end", "4"], "inpaint needs"),
-    (["--model", "models:/fractal@best"], "not supported yet"),
+    (["--model", "models:/fractal@best"], "no such model"),
+    (["--model", "runs:/no-such-run"], "no such model"),
     (["--model", "no-such-run"], "neither a checkpoint"),
 ])
 def test_generate_command_bad_input(checkpoint, tmp_path, capsys, args, message):

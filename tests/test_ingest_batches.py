@@ -44,7 +44,8 @@ def test_batched_workers_equal_in_process(tmp_path: Path, derived) -> None:
     assert len(p1) == 9 and len(n1) > 1000
     assert p1.equals(p2)
     assert n1.equals(n2)
-    assert len(list(Lake.from_env(tmp_path / "a" / "lake").root.rglob("*.pieces.arrow"))) == 3
+    batches = list((tmp_path / "a" / "lake").rglob("*.pieces.arrow"))
+    assert max(pl.read_ipc(b)["content_hash"].n_unique() for b in batches) > 1  # files were batched
 
 
 def test_a_file_cached_in_two_batches_is_read_once(tmp_path: Path, derived) -> None:

@@ -70,12 +70,8 @@ def assert_round_trip(score: Score, grid: int = 4, bins: int = 8, max_tracks=Non
 
 POP909_SAMPLE = ["001.mid", "002.mid", "057.mid", "123.mid", "500.mid", "909.mid"]
 _D = derived_corpus()
-# Known bug (musicml/formats/midi/text.py _sanitize_name cuts to 24 characters after stripping
-# "_", so "ROCKY ROAD TO DUBLIN -- JIG." encodes as "..._--_" and re-encodes without the last "_":
-# not a fixed point). Strict: this fails once the bug is fixed, then drop the mark.
-_NAME_BUG = pytest.mark.xfail(strict=True, reason="track name cut to 24 chars ends in '_' (text.py _sanitize_name)")
-REAL_MIDI = [
-    *(pytest.param(p, marks=_NAME_BUG) if p.name == "RockyRoadToDublinJig.mid" else p for p in _D.midi),
+REAL_MIDI = [  # RockyRoadToDublinJig.mid: a track name whose 24-character cut ends in "_" (was a bug)
+    *_D.midi,
     *_D.multitrack, _D.band, *shared_files("midi", "pop909", names=POP909_SAMPLE),
 ]
 

@@ -87,7 +87,8 @@ def test_run_succeeds_and_checks_pass(graph):
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     names = {e.check_name: e.passed for e in evaluations}
-    assert names == {"no_split_leak": True, "every_file_accounted": True, "shards_match_manifest": True}
+    assert names == {"no_split_leak": True, "every_file_accounted": True, "shards_match_manifest": True,
+                     "enough_valid_files": True}
 
 
 def test_every_file_has_exactly_one_row(graph):

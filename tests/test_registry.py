@@ -8,6 +8,7 @@ worse, better or on another test split, so every decision is exercised without r
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,10 +117,36 @@ def test_register_latest_uses_the_evaluation_and_the_test_split(trained):
 
 
 @pytest.mark.parametrize("uri", ["models:/musicml-none@champion", "models:/musicml-abc/999", "runs:/nope",
-                                 "file:///x"])
+                                 "models:/m-0000", "models:/musicml-abc@no-such-alias"])
 def test_bad_model_uris_are_refused(trained, uri):
-    with pytest.raises((FileNotFoundError, ValueError, Exception)):
+    register(trained, 4.0)
+    with pytest.raises(FileNotFoundError, match="no such model"):
         registry.resolve_model(uri, trained[1])
+
+
+def test_a_uri_of_another_scheme_is_refused(trained):
+    with pytest.raises(ValueError, match="not a models:/ or runs:/ URI"):
+        registry.resolve_model("file:///x", trained[1])
+
+
+def test_generate_command_samples_the_champion(trained, tmp_path, capsys):
+    import json
+
+    from musicml.generate.__main__ import main
+
+    _, uri, _ = trained
+    register(trained, 5.0)
+    out = tmp_path / "tune.mid"
+    assert main(["--model", "models:/musicml-abc@champion", "--steps", "24", "--out", str(out),
+                 "--tracking-uri", uri, "--seed", "3"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["family"] == "gpt" and line["format"] == "abc" and line["tokens"] >= 1
+    assert Path(line["text"]).read_text().strip()
+    assert ("midi" in line) == out.exists()
+    with pytest.raises(SystemExit):
+        main(["--model", "models:/musicml-abc@champion", "--steps", "4", "--out", str(out), "--tracking-uri", uri,
+              "--format", "atex"])
+    assert "trained on ['abc']" in capsys.readouterr().err
 
 
 def test_bad_inputs_are_refused():

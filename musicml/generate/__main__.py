@@ -9,7 +9,11 @@ STEP counts 16th notes from the start of the piece. ``--steps N`` is the length 
 ``inpaint`` mode ``[--start, --end)`` is regenerated and the rest of the first N steps kept.
 ``--render`` also writes OUT's .png, .wav and .gif (the coarse-to-fine process). ``--model``
 takes a checkpoint file or an MLflow run id (its newest ``checkpoints/*.pt`` artifact, from
-``--tracking-uri``, default the lake's store).
+``--tracking-uri``, default the lake's store), or a registered model: ``models:/<name>@champion``
+(:mod:`musicml.registry`). A token model (GPT, LSTM, bigram) samples ``--steps`` new tokens of
+``--format`` instead, writing the text beside OUT and OUT when the text has notes:
+
+    python -m musicml.generate --model models:/musicml-abc@champion --steps 256 --out tune.mid
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from musicml.models.fractal import FORMAT_LABELS, FractalGen
 
 def resolve_checkpoint(model: str, tracking_uri: str | None = None) -> Path:
     """A local checkpoint path for a file path or an MLflow run id."""
-    if model.startswith("models:/"):
-        raise NotImplementedError(f"{model}: registered models are not supported yet; pass a checkpoint "
-                                  "file or an MLflow run id")
+    from musicml.lake import Lake
+
+    if model.startswith(("models:/", "runs:/")):  # the Model Registry (e.g. models:/<name>@champion)
+        from musicml import registry
+
+        return registry.resolve_model(model, tracking_uri or Lake.from_env().mlflow_uri)[0]
     path = Path(model)
     if path.exists():
         return path
     from musicml import tracking
-    from musicml.lake import Lake
 
     uri = tracking_uri or Lake.from_env().mlflow_uri
     c = tracking.client(uri)
@@ -88,7 +94,8 @@ def midi_roll(path: str, steps: int, bins: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m musicml.generate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="checkpoint file, MLflow run id (models:/ not yet)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint file, MLflow run id, models:/<name>@<alias> (e.g. @champion) or runs:/<id>")
     p.add_argument("--mode", choices=["unconditional", "prefix", "inpaint"], default="unconditional")
     p.add_argument("--midi", help="input MIDI for prefix / inpaint")
     p.add_argument("--start", type=int, help="inpaint: first regenerated step (16th notes)")
@@ -104,9 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render", action="store_true", help="also write OUT's .png, .wav and .gif")
     p.add_argument("--tracking-uri", help="MLflow store for run ids (default: the lake's)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--format", help="text models: the format to sample (default: the model's first)")
     a = p.parse_args(argv)
     try:
-        model = load_fractal(a.model, tracking_uri=a.tracking_uri, device=a.device)
+        ckpt = resolve_checkpoint(a.model, a.tracking_uri)
+        from musicml.generate import text
+
+        if text.checkpoint_family(ckpt) in text.TEXT_FAMILIES:  # a token model: --steps new tokens
+            from musicml.lake import Lake
+
+            tok = ckpt.with_name("tokenizer") if ckpt.with_name("tokenizer").is_dir() else Lake.from_env().path("tokenizer")
+            print(json.dumps(text.sample_to_files(ckpt, tok, a.out, tokens=a.steps, fmt=a.format, seed=a.seed,
+                                                  temperature=a.temperature, render=a.render, device=a.device)))
+            return 0
+        model = load_fractal(str(ckpt), tracking_uri=a.tracking_uri, device=a.device)
         bins = model.config.velocity_bins
         roll, known = known_cells(a.mode, a.steps, midi=a.midi, start=a.start, end=a.end, bins=bins)
         num_iter = None if not a.num_iter else (a.num_iter * 3 if len(a.num_iter) == 1 else a.num_iter)

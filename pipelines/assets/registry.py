@@ -1,6 +1,5 @@
 """The Model Registry asset: the evaluated model logged, registered, and ``champion`` only if better."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -360,6 +360,8 @@ def transpose_abc(text: str, semitones: int) -> str | None:
     head = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
     if head is None:
         return None
+    if semitones == 0:  # any tune stays itself, even in a key this transposer cannot move
+        return text
     value, comment = _split_comment(lines[head][2:])
     try:
         new_value, old, new, steps = _move_key(value, semitones)

@@ -161,7 +161,7 @@ def _round_step(tick: int, tpq: int, grid: int) -> int:
 
 
 def _sanitize_name(name: str) -> str:
-    return _NAME_RE.sub("_", name.strip()).strip("_")[:24]
+    return _NAME_RE.sub("_", name.strip())[:24].strip("_")  # cut first: a cut may end in "_"
 
 
 def _valid_ts(num: int, den: int, grid: int) -> bool:
