@@ -16,9 +16,11 @@
    with ``lr_schedule="time"``) with ``workflow.train_step`` and scored over the whole valid and
    test splits with ``workflow.evaluate_step`` (the fractal row with ``fractal_evaluate_step``):
    GPT over MIDI text (BPE), GPT over REMI, GPT over REMI+BPE, char LSTM over MIDI text, the
-   fractal model (``tiny`` preset; its cosine schedule runs over ``max_steps``, which is set
-   from a short calibration run so the decay ends near the budget), and the unigram baseline per
-   representation (the evaluation's ``unigram_*`` figures).
+   fractal model (``tiny`` preset, ``--fractal-batch`` rolls a step; its cosine schedule runs
+   over ``max_steps``, which is set from a short calibration run (``--calibrate-frac`` of the
+   budget) so the decay ends near the budget, with warmup over a tenth of it), and the baselines:
+   the unigram per representation (the evaluation's ``unigram_*`` figures) and the piano roll's
+   cell marginal (``baseline_*`` of the fractal evaluation).
 
 Per row: model, representation, params, steps, wall_s, val/test bits per note and per byte
 (text models: UTF-8 bytes; event models: base event tokens, see ``musicml.tokenizers.events``;
@@ -124,14 +126,17 @@ def fractal_row(lake: Lake, args: argparse.Namespace, uri: str) -> dict:
     out = train_fractal(probe, lake.path("pianorolls"), calib_dir)
     rate = out["steps"] / max(out["elapsed_s"], 1e-9)
     steps = max(1, int(rate * args.budget_s))
-    cfg = TrainConfig(**{**base.to_dict(), "max_steps": steps, "time_budget_s": args.budget_s})
+    warmup = min(probe.warmup_steps, max(1, steps // 10))  # the preset's 20 would outlast a short budget
+    cfg = TrainConfig(**{**base.to_dict(), "max_steps": steps, "time_budget_s": args.budget_s,
+                         "warmup_steps": warmup})
     t0 = time.perf_counter()
     run = workflow.train_step(lake, cfg, tracking_uri=uri, fresh=True)
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
     ev = fractal_evaluate_step(lake, workflow.latest_run(lake), tracking_uri=uri, samples=0)
     row = {"model": "fractal tiny", "representation": "piano roll (16th grid)", "params": run.result["parameters"],
-           "steps": run.result["steps"], "planned_steps": steps, "calibration_steps_per_s": round(rate, 3),
+           "steps": run.result["steps"], "planned_steps": steps, "warmup_steps": warmup,
+           "calibration_steps_per_s": round(rate, 3),
            "cells_seen": run.result["tokens_seen"], "wall_s": round(wall, 1),
            "train_s": round(run.result["elapsed_s"], 1),
            **{k: _round(ev.get(k)) for k in ("val_bpn", "test_bpn", "val_bpc", "test_bpc", "val_notes",
@@ -194,6 +199,7 @@ def main() -> None:
         write_json(data_path, {"key": data_key, "data": report["data"]})
         log({"data": report["data"]})
     budget = {"max_steps": 10**9, "time_budget_s": args.budget_s, "lr_schedule": "time", "eval_every": 0,
+              "eval_tokens": 4096,  # the end-of-training estimate only; the rows are scored on whole splits
               "checkpoint_every": 0, "seed": 0}
     gpt = {"family": "gpt", "model": {"n_layer": 2, "n_embd": 128, "n_head": 2}, "seq_len": 256,
            "device_batch_size": 8, **budget}
@@ -216,6 +222,9 @@ def main() -> None:
         rows.append(row)
         unigrams.append(unigram_row(rep, ev))
     rows.append(fractal_row(base, args, uri))
+    unigrams.append({"model": "unigram (cell marginal)", "representation": rows[-1]["representation"],
+                     "params": None, "steps": 0, "wall_s": 0.0,
+                     **{k: rows[-1][f"baseline_{k}"] for k in ("val_bpn", "test_bpn", "val_bpc", "test_bpc")}})
     report["rows"] = rows + unigrams
     report["model_shapes"] = {"gpt": gpt["model"], "lstm": lstm["model"], "fractal": "tiny preset"}
     report["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -104,7 +104,7 @@ def log_and_register(tracking_uri: str, run_id: str, checkpoint: str | Path, tok
             tags={f"{TAG}split_digest": split_digest, f"{TAG}metric": metric})
         try:
             mlflow.pyfunc.save_model(tmp / "model", python_model=str(MODEL_CODE), artifacts=artifacts,
-                                     pip_requirements=["musicml", "torch", "mlflow"])
+                                     signature=_signature(), pip_requirements=["musicml", "torch", "mlflow"])
             c.log_model_artifacts(model.model_id, str(tmp / "model"))
         except BaseException:
             c.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
@@ -117,6 +117,17 @@ def log_and_register(tracking_uri: str, run_id: str, checkpoint: str | Path, tok
     with _registry_lock(tracking_uri), _global_tracking_uri(tracking_uri):
         decision = _register(c, name, model, run_id, metric, value, split_digest)
     return {**decision, "model_id": model.model_id, "model_uri": f"models:/{model.model_id}"}
+
+
+def _signature():
+    """Prompts in, samples out; the sampling settings of :mod:`musicml.registry_model` as params."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    params = ParamSchema([ParamSpec("max_new_tokens", "long", 256), ParamSpec("temperature", "double", 1.0),
+                          ParamSpec("seed", "long", 0), ParamSpec("format", "string", "")])
+    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("string")]),
+                          params=params)
 
 
 def _registry_lock(tracking_uri: str):
@@ -161,7 +172,8 @@ def _register(c, name: str, model, run_id: str, metric: str, value: float, diges
         decision = FIRST
     else:
         tags = champ.tags
-        if tags.get(f"{TAG}split_digest") != digest or tags.get(f"{TAG}metric") != metric:
+        if (tags.get(f"{TAG}split_digest") != digest or tags.get(f"{TAG}metric") != metric
+                or not tags.get(f"{TAG}value")):  # another split, metric, or a champion set by hand
             decision = NOT_COMPARABLE
         else:
             old_value = float(tags[f"{TAG}value"])

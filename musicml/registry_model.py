@@ -31,12 +31,14 @@ class MusicmlModel(mlflow.pyfunc.PythonModel):
 
             self.codec = load_codec(tok)
 
-    def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
+    def predict(self, context, model_input, params=None):  # no type hints: they would replace the signature
+        """Samples (the prompt and what follows) for a column of prompts."""
         from musicml.generate.sampling import generate
 
         if self.codec is None:
             raise ValueError("this model has no tokenizer: sample it with python -m musicml.generate")
-        p = {"max_new_tokens": 256, "temperature": 1.0, "seed": 0, "format": self.formats[0], **(params or {})}
+        p = {"max_new_tokens": 256, "temperature": 1.0, "seed": 0, **(params or {})}
+        p["format"] = p.get("format") or self.formats[0]
         prompts = list(model_input.iloc[:, 0]) if hasattr(model_input, "iloc") else list(model_input)
         out = []
         for i, prompt in enumerate(prompts):

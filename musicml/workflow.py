@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from musicml import catalog, settings, shards, tracking
+from musicml import automation, catalog, settings, shards, tracking
 from musicml import ingest as ingest_lib
 from musicml.curate.augment import AugmentConfig, AugmentResult, augment
 from musicml.curate.dedup import DedupResult, deduplicate
@@ -248,6 +248,7 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
                                                       shard_dir / "manifest.json"], "data")
         state["dataset_logged"] = True
         write_json(state_path, state)
+    automation.record_works(lake, run_dir)  # what new_works_sensor counts new works against
     launch = launcher or inprocess_launcher()
     try:
         result = launch(cfg, shard_dir, run_dir, codec.bos_id, lake.path("tokenizer", "token_bytes.npy"),

@@ -11,6 +11,7 @@ from pipelines.resources import LakeResource, MlflowResource
 from pipelines.sensors import (
     dead_run_reclaimer,
     new_scores_sensor,
+    new_works_sensor,
     nightly_retrain,
     report_failed_runs,
 )
@@ -19,7 +20,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model, registry]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[main_job, data_job, train_job],
-    sensors=[new_scores_sensor, dead_run_reclaimer, report_failed_runs],
+    sensors=[new_scores_sensor, new_works_sensor, dead_run_reclaimer, report_failed_runs],
     schedules=[nightly_retrain],
     resources={"lake": LakeResource(), "mlflow": MlflowResource()},
     executor=dg.in_process_executor,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import dagster as dg
 
+from musicml.automation import RetrainConfig, current_works, new_works
 from musicml.ingest.scan import fingerprint, scan
 from musicml.lake import Lake
-from pipelines.jobs import main_job
+from pipelines.jobs import main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 
 
@@ -72,3 +75,24 @@ def failure_report(context: dg.RunFailureSensorContext) -> str:
 def report_failed_runs(context: dg.RunFailureSensorContext) -> None:
     """Log what failed in every failed run of this code location (job, steps, errors)."""
     context.log.error(failure_report(context))
+
+
+def build_new_works_sensor(min_new_works: int = RetrainConfig.min_new_works) -> dg.SensorDefinition:
+    """A sensor that requests ``train_job`` once the curated data holds at least ``min_new_works``
+    works that the latest training did not see (``musicml.automation.new_works``); one request
+    per state of the data (its run key is the digest of the work ids)."""
+
+    @dg.sensor(name="new_works_sensor", job=train_job, minimum_interval_seconds=300,
+               default_status=dg.DefaultSensorStatus.STOPPED)
+    def new_works_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.RunRequest | dg.SkipReason:
+        lk = lake.lake()
+        new = new_works(lk)
+        if len(new) < min_new_works:
+            return dg.SkipReason(f"{len(new)} new works since the latest training (retrain at {min_new_works})")
+        digest = hashlib.sha256("\n".join(current_works(lk)).encode()).hexdigest()[:16]
+        return dg.RunRequest(run_key=f"works-{digest}", tags={"musicml/new_works": str(len(new))})
+
+    return new_works_sensor
+
+
+new_works_sensor = build_new_works_sensor()

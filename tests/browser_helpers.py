@@ -60,19 +60,29 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
-@contextmanager
-def server(cmd: Sequence[str], ready_path: str, port: int, log: Path,
-           env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``cmd`` (listening on 127.0.0.1:``port``) until ready; yields its base URL; stops it by PID."""
-    base = f"http://127.0.0.1:{port}"
+def launch(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group (its workers die with it), output to ``log``."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # its own process group: workers die with it
+        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+@contextmanager
+def servers(specs: Sequence[tuple[Sequence[str], str, int, Path]],
+            env: dict[str, str] | None = None) -> Iterator[list[str]]:
+    """Start every ``(cmd, ready_path, port, log)`` at once, wait until each answers on 127.0.0.1;
+    yields their base URLs; stops them all by PID."""
+    procs: list[subprocess.Popen] = []
     try:
-        wait_http(base + ready_path, proc, log)
-        yield base
+        for cmd, _, _, log in specs:
+            procs.append(launch(cmd, log, env))
+        bases = [f"http://127.0.0.1:{port}" for _, _, port, _ in specs]
+        for proc, base, (_, ready, _, log) in zip(procs, bases, specs):
+            wait_http(base + ready, proc, log)
+        yield bases
     finally:
-        stop(proc)
+        for proc in procs:
+            stop(proc)
 
 
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -14,20 +14,20 @@ import shutil
 import sys
 from pathlib import Path
 
+import browser_helpers
 import dagster as dg
 import pytest
-from browser_helpers import browser_missing, chromium, free_port, server, wait_for_text
+from browser_helpers import browser_missing, chromium, free_port, servers, wait_for_text, wait_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")]
+MISSING = browser_missing()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("MUSICML_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    env = os.environ.get("MUSICML_SCREENSHOTS")
+    folder = Path(env) if env else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -57,9 +57,23 @@ def run_lake(tmp_path_factory, derived):
     mp.undo()
 
 
-def _env(root: Path, home: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def uis(run_lake, tmp_path_factory):
+    """(Dagster UI URL, MLflow UI URL): both servers on free 127.0.0.1 ports, started at once."""
+    root, home, *_ = run_lake
+    logs = tmp_path_factory.mktemp("ui_logs")
     env = {k: v for k, v in os.environ.items() if k not in ("MUSICML_RAW_DIR", "MLFLOW_TRACKING_URI")}
-    return {**env, "MUSICML_LAKE": str(root), "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
+    env.update(MUSICML_LAKE=str(root), DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT))
+    dagster_port, mlflow_port = free_port(), free_port()
+    specs = [
+        ([str(BIN / "dagster-webserver"), "-m", "pipelines.definitions", "-h", "127.0.0.1",
+          "-p", str(dagster_port)], "/server_info", dagster_port, logs / "dagster-webserver.log"),
+        ([str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+          "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+         "/health", mlflow_port, logs / "mlflow-ui.log"),
+    ]
+    with servers(specs, env) as bases:
+        yield bases[0], bases[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +82,77 @@ def browser():
         yield driver
 
 
-def test_dagster_ui_shows_every_asset_and_the_latest_metadata(run_lake, browser, screenshots, tmp_path):
-    root, home, defs, result = run_lake
-    keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
-    port = free_port()
-    cmd = [str(BIN / "dagster-webserver"), "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
-    with server(cmd, "/server_info", port, tmp_path / "dagster.log", _env(root, home)) as base:
-        browser.get(base + "/asset-groups")
-        wait_for_text(browser, keys, shot=lambda: browser.save_screenshot(str(screenshots / "dagster_graph_failed.png")))
-        browser.save_screenshot(str(screenshots / "dagster_asset_graph.png"))
-        browser.get(base + "/assets/model_evaluation")
-        wait_for_text(browser, ["val_bpb", "test_bpb"], shot=lambda: browser.save_screenshot(str(screenshots / "dagster_asset_failed.png")))
-        browser.save_screenshot(str(screenshots / "dagster_model_evaluation.png"))
+def _page(driver, url: str, texts: list[str], shot: Path) -> str:
+    """Open ``url``, wait until it shows every one of ``texts``, screenshot it; returns its text."""
+    driver.get(url)
+    body = wait_for_text(driver, texts, timeout=120,
+                         shot=lambda: driver.save_screenshot(str(shot.with_suffix(".failed.png"))))
+    driver.save_screenshot(str(shot))
+    return body
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+def test_dagster_ui_shows_every_asset_and_the_latest_metadata(run_lake, uis, browser, screenshots):
+    _, _, defs, result = run_lake
+    graph = defs.resolve_asset_graph()
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    assert {"raw_scores", "generated_samples", "model_evaluation"} <= set(keys)
+    groups = sorted({graph.get(k).group_name for k in graph.get_all_asset_keys()})
+    # every group expanded (the graph collapses groups by default): the UI's own ?expanded= state,
+    # in both forms of its group ids (global, and per code location)
+    expanded = ",".join([f"global@global:{g}" for g in groups]
+                        + [f"__repository__@pipelines.definitions:{g}" for g in groups])
+    dagster, _ = uis
+    browser.get(dagster + "/asset-groups?expanded=" + expanded)
+    wait_for_text(browser, ["Global asset lineage", *groups], timeout=120)
+    for skip in browser.find_elements("xpath", "//button[normalize-space()='Skip']"):
+        skip.click()  # the first-visit "Join the Dagster community" dialog
+    _page(browser, browser.current_url, keys, screenshots / "dagster_asset_graph.png")
+    meta = result.asset_materializations_for_node("model_evaluation")[0].metadata
+    # the latest materialization's metadata: names and the values this run recorded
+    _page(browser, dagster + "/assets/model_evaluation",
+          ["Latest materialization", "Metadata", "val_bpb", "test_bpb", "unigram_val_bpb",
+           str(meta["val_bpb"].value), str(meta["test_bpb"].value)],
+          screenshots / "dagster_model_evaluation.png")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+def test_mlflow_ui_shows_the_run_metrics_samples_and_champion(run_lake, uis, browser, screenshots):
+    root, _, defs, _ = run_lake
+    from mlflow.tracking import MlflowClient
+
+    latest = json.loads((root / "models" / "latest.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    run = client.get_run(latest["mlflow_run_id"])
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.name == "musicml"
+    _, mlflow = uis
+    base = f"{mlflow}/#/experiments/{exp.experiment_id}"
+    # the experiment's runs table, in the model-training view
+    _page(browser, f"{base}/runs?workflowType=machine_learning", ["musicml", run.info.run_name],
+          screenshots / "mlflow_experiment.png")
+    run_page = f"{base}/runs/{run.info.run_id}"
+    _page(browser, run_page, [run.info.run_name, "val_bpb", "test_bpb"], screenshots / "mlflow_run.png")
+    _page(browser, run_page + "/artifacts", ["samples", "checkpoints"], screenshots / "mlflow_artifacts.png")
+    if dg.AssetKey("registered_model") not in defs.resolve_asset_graph().get_all_asset_keys():
+        pytest.skip("no registered_model asset in the definitions: the champion page is not checked")
+    models = [m for m in client.search_registered_models() if "champion" in m.aliases]
+    assert models, "the run registered no model with the champion alias"
+    model = models[0]
+    body = _page(browser, f"{mlflow}/#/models/{model.name}", [model.name, "champion"],
+                 screenshots / "mlflow_registered_model.png")
+    assert f"Version {model.aliases['champion']}" in body
+
+
+def test_without_chromium_the_skip_reason_is_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(browser_helpers, "CHROMIUM", tmp_path / "no-chromium")
+    assert browser_missing() == "apt-get install chromium chromium-driver"
+
+
+def test_a_server_that_dies_before_it_is_ready_fails_with_its_log(tmp_path):
+    log = tmp_path / "server.log"
+    proc = browser_helpers.launch([sys.executable, "-c", "print('bad config'); raise SystemExit(3)"], log)
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 3.*bad config"):
+        wait_http(f"http://127.0.0.1:{free_port()}/", proc, log, timeout=30)

@@ -30,8 +30,9 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, template_db):  # noqa: F811
     lake, uri = make_lake(tmp_path_factory.mktemp("lake"), template_db)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
         warnings.simplefilter("ignore")
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")  # the training lasts about a second
         workflow.train_step(lake, CFG, tracking_uri=uri)
     return lake, uri, read_json(lake.path("models", "latest.json"))
 
@@ -81,6 +82,14 @@ def test_champion_moves_only_when_better_on_the_same_split(trained):
     assert other_metric["decision"] == registry.NOT_COMPARABLE
     assert c.get_run(trained[2]["mlflow_run_id"]).data.tags["musicml.split_digest"] == first["split_digest"]
 
+    # a champion set by hand (no figures on it) is never replaced automatically
+    hand = c.create_model_version("musicml-abc", source=c.get_logged_model(first["model_id"]).artifact_location,
+                                  run_id=trained[2]["mlflow_run_id"])
+    c.set_registered_model_alias("musicml-abc", "champion", hand.version)
+    assert register(trained, 0.01)["decision"] == registry.NOT_COMPARABLE
+    assert champion(c) == str(hand.version)
+    c.set_registered_model_alias("musicml-abc", "champion", better["version"])
+
 
 def test_champion_loads_with_the_checkpoints_logits_and_nothing_pickled(trained, tmp_path):
     lake, uri, run = trained
@@ -104,7 +113,8 @@ def test_champion_loads_with_the_checkpoints_logits_and_nothing_pickled(trained,
 
     pyfunc = mlflow.pyfunc.load_model(str(mlmodel.parent))
     out = pyfunc.predict(["X:1\n"], params={"max_new_tokens": 8, "seed": 1})
-    assert len(out) == 1 and out[0].startswith("X:1")
+    longer = pyfunc.predict(["X:1\n"], params={"max_new_tokens": 40, "seed": 1})
+    assert len(out) == 1 and out[0].startswith("X:1") and len(out[0]) < len(longer[0])
 
 
 def test_register_latest_uses_the_evaluation_and_the_test_split(trained):
@@ -119,7 +129,6 @@ def test_register_latest_uses_the_evaluation_and_the_test_split(trained):
 @pytest.mark.parametrize("uri", ["models:/musicml-none@champion", "models:/musicml-abc/999", "runs:/nope",
                                  "models:/m-0000", "models:/musicml-abc@no-such-alias"])
 def test_bad_model_uris_are_refused(trained, uri):
-    register(trained, 4.0)
     with pytest.raises(FileNotFoundError, match="no such model"):
         registry.resolve_model(uri, trained[1])
 
@@ -168,9 +177,31 @@ def test_experiment_opens_in_the_model_training_view_and_runs_log_system_metrics
     c = tracking.client(uri)
     exp = c.get_experiment(c.get_run(run["mlflow_run_id"]).info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    pytest.importorskip("psutil", reason="MLflow's system metrics need psutil (a dependency in pyproject.toml)")
+    assert "system/cpu_utilization_percentage" in c.get_run(run["mlflow_run_id"]).data.metrics  # the training's
     run_id = c.create_run(exp.experiment_id).info.run_id
     with tracking.system_metrics(uri, run_id, interval_s=0.2) as on:
         time.sleep(1.5)
     assert on
     keys = c.get_run(run_id).data.metrics
     assert "system/cpu_utilization_percentage" in keys and "system/system_memory_usage_megabytes" in keys
+
+
+def test_registered_model_asset_records_the_decision_in_dagster(trained):
+    import dagster as dg
+
+    from pipelines.assets.registry import registered_model
+    from pipelines.resources import LakeResource, MlflowResource
+
+    lake, uri, run = trained
+    write_json(lake.path("models", run["name"], "evaluation.json"), {"test_bpn": 0.5, "test_bpb": 0.05})
+    resources = {"lake": LakeResource(root=str(lake.root)), "mlflow": MlflowResource(tracking_uri=uri)}
+    result = dg.materialize([registered_model], resources=resources)
+    meta = result.asset_materializations_for_node("registered_model")[0].metadata
+    assert meta["decision"].value in (registry.PROMOTED, registry.FIRST)
+    assert meta["metric"].value == "test_bpn" and meta["value"].value == 0.5
+    assert meta["champion_uri"].value == "models:/musicml-abc@champion"
+    assert meta["mlflow_url"].value.endswith(f"/versions/{meta['version'].value}")
+    if meta["decision"].value == registry.PROMOTED:
+        assert meta["champion_value"].value > 0.5
+    assert champion(tracking.client(uri)) == meta["version"].value

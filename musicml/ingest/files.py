@@ -27,7 +27,13 @@ import symusic
 
 from musicml.formats import FORMATS, ScoreError, detect_format, get_format
 from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-exported by musicml.ingest)
-from musicml.ingest.note_table import NOTE_SCHEMA, note_arrays, notes_arrow, piece_stats
+from musicml.ingest.note_table import (
+    NOTE_SCHEMA,
+    note_arrays,
+    notes_arrow,
+    piece_order,
+    piece_stats,
+)
 from musicml.ingest.scan import Entry, read_regular, scan
 from musicml.lake import Lake, atomic_path, sha256_bytes
 from musicml.threads import pool_workers
@@ -466,14 +472,17 @@ def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
                                 f"{missing['path'][0]!r} ({missing['content_hash'][0]}); re-ingest them")
     batches = sorted(set(wanted["batch"]))
     keys = wanted.select("content_hash", "format", "batch")
-    pieces = (pl.scan_ipc(batches, include_file_paths="batch").join(keys.lazy(), on=["content_hash", "format",
-                                                                                          "batch"]).collect())
+    held = pl.scan_ipc(batches, include_file_paths="batch").collect()  # every piece of those batches
+    pieces = held.join(keys, on=["content_hash", "format", "batch"])
+    chosen = dict(pieces.group_by("batch").agg("piece_id").iter_rows())
+    sizes = dict(held.group_by("batch").len().iter_rows())
+    parts = []
+    for b in batches:  # a batch's notes, only those of its chosen pieces where it holds others too
+        lf = pl.scan_ipc(b.replace(PIECES_SUFFIX, NOTES_SUFFIX))
+        ids = chosen.get(b, [])
+        parts.append(lf if len(ids) == sizes[b] else lf.filter(pl.col("piece_id").is_in(ids)))
+    notes = pl.concat(parts).collect() if parts else pl.DataFrame(schema=NOTE_SCHEMA)
     paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))
     pieces = pieces.join(paths, on=["content_hash", "format"]).with_columns(pl.col("now").alias("path"))
-    notes_of = {b.replace(PIECES_SUFFIX, NOTES_SUFFIX): b for b in batches}
-    chosen = pieces.select("piece_id", "batch").unique()  # a piece's notes from its chosen batch only
-    notes = (pl.scan_ipc(list(notes_of), include_file_paths="batch")
-             .with_columns(pl.col("batch").replace_strict(notes_of))
-             .join(chosen.lazy(), on=["piece_id", "batch"], how="semi").collect())
     return (pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]),
-            notes.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"]))
+            notes.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA)[piece_order(notes["piece_id"])])
