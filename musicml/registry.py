@@ -17,6 +17,7 @@ import hashlib
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -103,8 +104,13 @@ def log_and_register(tracking_uri: str, run_id: str, checkpoint: str | Path, tok
             params={k: str(v)[:6000] for k, v in sorted(config.items()) if not isinstance(v, dict)},
             tags={f"{TAG}split_digest": split_digest, f"{TAG}metric": metric})
         try:
-            mlflow.pyfunc.save_model(tmp / "model", python_model=str(MODEL_CODE), artifacts=artifacts,
-                                     signature=_signature(), pip_requirements=["musicml", "torch", "mlflow"])
+            with warnings.catch_warnings():
+                # known harmless: the signature is given explicitly (it carries the sampling
+                # params, which type hints on predict would replace) and text needs no example
+                warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+                warnings.filterwarnings("ignore", message=".*An input example was not provided")
+                mlflow.pyfunc.save_model(tmp / "model", python_model=str(MODEL_CODE), artifacts=artifacts,
+                                         signature=_signature(), pip_requirements=["musicml", "torch", "mlflow"])
             c.log_model_artifacts(model.model_id, str(tmp / "model"))
         except BaseException:
             c.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
