@@ -280,6 +280,7 @@ def test_pool_survives_crash_and_hang() -> None:
     replies = _pool_replies(2, rels)
     assert "SIGSEGV" in replies["crash.mid"]["reason"] and replies["crash.mid"]["status"] == "rejected"
     assert "did not finish within 3 s" in replies["hang.mid"]["reason"]
+    assert replies["crash.mid"]["unfinished"] and replies["hang.mid"]["unfinished"]  # tried again next run
     assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid", "d.mid"))
 
 
@@ -401,3 +402,16 @@ def test_names_from_scores_never_write_outside_the_lake(tmp_path: Path) -> None:
     created = {p for p in tmp_path.rglob("*")} - before
     assert created and all(lake.root in p.parents for p in created)
     assert not any("escaped" in p.name for p in created)
+
+
+def test_unfinished_rows_are_parsed_again_next_run(tmp_path: Path) -> None:
+    """A row whose reader never finished carries no parser version, so a rerun does not reuse it."""
+    from musicml.ingest.files import _row
+
+    row = _row("x.mid", "midi", 10, "0" * 64, "rejected", "x.mid: reader process killed", unfinished=True)
+    assert row["parser_version"] == ""
+    lake = _lake(tmp_path)
+    first = ingest(lake)
+    stale = first.files.with_columns(pl.lit("").alias("parser_version"))  # as if every reader had died
+    again = ingest(lake, previous=stale)
+    assert again.parsed == 1 and again.reused == 0

@@ -396,7 +396,8 @@ def _row(rel: str, fmt: str | None, size: int, digest: str | None, status: str, 
         "n_pieces": kw.get("n_pieces", 0),
         "n_problems": len(problems),
         "problems": problems[:MAX_PROBLEMS],
-        "parser_version": PARSER_VERSION,
+        # no parser version where the reader never finished: the next run parses the file again
+        "parser_version": "" if kw.get("unfinished") else PARSER_VERSION,
     }
 
 

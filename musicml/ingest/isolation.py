@@ -128,12 +128,17 @@ class ParserPool:
         self.target = target
         self.idle: list[_Worker] = []
 
-    def _new(self) -> _Worker:
-        w = _Worker(self.memory_bytes, self.target)
-        if not w.wait_ready():
+    def _new(self, attempts: int = 3) -> _Worker:
+        """A started worker; a start that fails (a busy machine refusing a process or a thread)
+        is tried again after a pause before it is an error."""
+        for attempt in range(attempts):
+            w = _Worker(self.memory_bytes, self.target)
+            if w.wait_ready():
+                return w
             w.kill()
-            raise RuntimeError(f"an ingestion worker failed to start: {w.exit_description()}")
-        return w
+            if attempt + 1 < attempts:
+                time.sleep(1.0 + attempt)
+        raise RuntimeError(f"an ingestion worker failed to start {attempts} times: {w.exit_description()}")
 
     def _start(self, n: int) -> None:
         """Have ``n`` idle workers, starting the missing ones together."""
@@ -141,8 +146,8 @@ class ParserPool:
         for w in fresh:
             if not w.wait_ready():
                 w.kill()
-                raise RuntimeError(f"an ingestion worker failed to start: {w.exit_description()}")
-        self.idle.extend(fresh)
+                w = self._new()
+            self.idle.append(w)
 
     def _take(self) -> _Worker:
         return self.idle.pop() if self.idle else self._new()
@@ -258,7 +263,11 @@ def _batches(tasks: list[Task], per: int, max_bytes: int) -> Iterator[list[Task]
 
 
 def _failure(reason: str) -> dict:
-    return {"status": "rejected", "reason": reason, "encoding": None, "n_pieces": 0, "problems": []}
+    """A file whose reader never finished (crashed, overran, or could not be started): rejected
+    now, and marked ``unfinished`` so the next run tries it again instead of reusing the row (a
+    crash may come from the machine, e.g. no thread could be created, not from the file)."""
+    return {"status": "rejected", "reason": reason, "encoding": None, "n_pieces": 0, "problems": [],
+            "unfinished": True}
 
 
 _POOLS: dict[tuple[int, int], ParserPool] = {}
