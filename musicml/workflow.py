@@ -152,6 +152,16 @@ def shards_step(lake: Lake, config: ShardsConfig | None = None, **overrides) -> 
 # training, evaluation, samples
 
 
+def open_run_dir(lake: Lake, name: str, fresh: bool = False) -> tuple[Path, Path, dict]:
+    """A training run's folder (emptied first when ``fresh``), its ``run.json`` and that state."""
+    run_dir = lake.path("models", name)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "run.json"
+    return run_dir, state_path, read_json(state_path) if state_path.exists() else {}
+
+
 def run_name(cfg, data_digest: str) -> str:
     """Folder name of a training run: same data and config (time budget aside) → same run, resumable."""
     key = {k: v for k, v in cfg.to_dict().items() if k != "time_budget_s"}
@@ -222,12 +232,7 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
     manifest = shards.read_manifest(shard_dir)
     codec = load_codec(lake.path("tokenizer"))
     name = run_name(cfg, manifest["digest"])
-    run_dir = lake.path("models", name)
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "run.json"
-    state = read_json(state_path) if state_path.exists() else {}
+    run_dir, state_path, state = open_run_dir(lake, name, fresh)
     all_tags = {"data_digest": manifest["digest"], "tokenizer_digest": codec.digest, "family": cfg.family,
                 "musicml.run_dir": str(run_dir), **(tags or {})}
     run_id = tracking.start_or_resume_run(tracking_uri, run_id=state.get("mlflow_run_id"), run_name=name,

@@ -57,18 +57,13 @@ def fractal_train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, st
     """Train the fractal model on ``<lake>/pianorolls`` in this process; a ``TrainingRun``."""
     from musicml.device import pick_device
     from musicml.pianorolls.train import train_fractal
-    from musicml.workflow import TrainingRun, run_name
+    from musicml.workflow import TrainingRun, open_run_dir, run_name
 
     fcfg = as_fractal_config(cfg)
     rolls_dir = lake.path("pianorolls")
     digest = rolls_digest(lake)
     name = run_name(fcfg, digest)
-    run_dir = lake.path("models", name)
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "run.json"
-    state = read_json(state_path) if state_path.exists() else {}
+    run_dir, state_path, state = open_run_dir(lake, name, fresh)
     run_id = tracking.start_or_resume_run(
         tracking_uri, run_id=state.get("mlflow_run_id"), run_name=name, experiment=experiment,
         tags={"data_digest": digest, "family": "fractal", "musicml.run_dir": str(run_dir), **(tags or {})})
