@@ -44,8 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicml import tracking, workflow  # noqa: E402
 from musicml.checkpoint import load_model  # noqa: E402
-from musicml.curate.augment import AugmentConfig  # noqa: E402
-from musicml.curate.splits import SplitConfig  # noqa: E402
 from musicml.lake import Lake, read_json, write_json  # noqa: E402
 from musicml.pianorolls.steps import as_fractal_config, fractal_evaluate_step, piano_rolls_step  # noqa: E402
 from musicml.pianorolls.train import train_fractal  # noqa: E402
@@ -62,18 +60,11 @@ def log(obj: dict) -> None:
 
 
 def build_base(lake: Lake, files: list[Path], args: argparse.Namespace) -> dict:
-    """Ingest → splits on the base lake; returns the counts."""
-    lake.raw_dir.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(files):
-        shutil.copyfile(f, lake.raw_dir / f"{i:04d}_{f.name}")
-    t0 = time.perf_counter()
-    result, _ = workflow.ingest_step(lake, seed_default_corpus=False)
-    workflow.parse_step(lake)
-    dedup = workflow.dedup_step(lake)
-    aug = workflow.augment_step(lake, AugmentConfig(min_shift=-args.max_shift, max_shift=args.max_shift))
-    summary = workflow.split_step(lake, SplitConfig(seed=args.split_seed))
-    return {"files": result.counts(), "works": dedup.counts["works"], "augment": aug.counts,
-            "splits": summary.to_dicts(), "data_seconds": round(time.perf_counter() - t0, 1)}
+    """Ingest → splits on the base lake (the tokenizer bench's data steps); returns the counts."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_tokenizers import build_lake
+
+    return build_lake(lake, files, args)
 
 
 def representation(base: Lake, work: Path, name: str, **tok) -> tuple[Lake, dict]:
