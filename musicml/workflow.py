@@ -35,19 +35,42 @@ Progress = Callable[..., None]
 
 def ingest_step(lake: Lake, config: ingest_lib.IngestConfig | None = None, *, seed_default_corpus: bool = True,
                 progress: Progress | None = None) -> tuple[ingest_lib.IngestResult, int]:
-    """Seed an empty drop zone (optional), then account for every file; ``(result, seeded files)``.
+    """Seed an empty drop zone (optional), then account for every file (re-examining only
+    ``config.paths`` when given); ``(result, seeded files)``.
 
     Holds the lake's ingestion lock: two runs started at once on one lake take turns, and the
     second reuses what the first parsed, so no file is ingested twice."""
+    from musicml.ingest import buckets
     from musicml.locks import file_lock
 
     with file_lock(lake.path("ingest", "ingest.lock")):
         seeded = seed_drop_zone(lake.raw_dir) if seed_default_corpus else 0
-        out = lake.path("ingest", "files.parquet")
-        previous = pl.read_parquet(out) if out.exists() else None
+        out = ingest_lib.files_table_path(lake)
+        # what bucket ingestions (other machines) have read counts as read: newest table last
+        previous = buckets.earlier_rows(buckets.newest_last([out, *buckets.bucket_tables(lake)]))
         result = ingest_lib.ingest(lake, config, previous, progress)
         write_parquet(out, result.files)
     return result, seeded
+
+
+def ingest_bucket_step(lake: Lake, bucket: str, config: ingest_lib.IngestConfig | None = None, *,
+                       progress: Progress | None = None) -> ingest_lib.IngestResult:
+    """Ingest one bucket of the drop zone (``k-of-n``, :mod:`musicml.ingest.buckets`) into the
+    parse cache and ``ingest/buckets/<bucket>.parquet``; buckets may run at once on several
+    machines sharing the lake (each takes only its own lock). ``config.paths`` is ignored."""
+    from dataclasses import replace
+
+    from musicml.ingest import buckets
+    from musicml.locks import file_lock
+
+    k, n = buckets.parse_bucket_name(bucket)
+    cfg = replace(config or ingest_lib.IngestConfig(), paths=None)
+    out = buckets.bucket_table_path(lake, bucket)
+    with file_lock(out.with_suffix(".lock")):
+        previous = buckets.earlier_rows(buckets.newest_last([ingest_lib.files_table_path(lake), out]))
+        result = ingest_lib.ingest(lake, cfg, previous, progress, keep=lambda rel: buckets.bucket_of(rel, n) == k)
+        write_parquet(out, result.files)
+    return result
 
 
 def parse_step(lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines import checks
-from pipelines.assets import curation, model, pianorolls, registry, tokens
-from pipelines.jobs import data_job, main_job, train_job
+from pipelines.assets import buckets, curation, model, pianorolls, registry, tokens
+from pipelines.jobs import data_job, ingest_buckets_job, main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 from pipelines.sensors import (
     dead_run_reclaimer,
@@ -17,9 +17,9 @@ from pipelines.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([curation, tokens, pianorolls, model, registry]),
+    assets=dg.load_assets_from_modules([buckets, curation, tokens, pianorolls, model, registry]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
-    jobs=[main_job, data_job, train_job],
+    jobs=[main_job, data_job, train_job, ingest_buckets_job],
     sensors=[new_scores_sensor, new_works_sensor, dead_run_reclaimer, report_failed_runs],
     schedules=[nightly_retrain],
     resources={"lake": LakeResource(), "mlflow": MlflowResource()},

@@ -5,33 +5,55 @@ from __future__ import annotations
 import hashlib
 
 import dagster as dg
+import polars as pl
 
 from musicml.automation import RetrainConfig, current_works, new_works
-from musicml.ingest.scan import fingerprint, scan
+from musicml.ingest import DropZoneChanges, drop_zone_changes, files_table_path
 from musicml.lake import Lake
 from pipelines.jobs import main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 
+MAX_REQUEST_PATHS = 2000  # more changes than this: a request without paths (the ingestion lists all)
 
-def drop_zone_fingerprint(lake: Lake) -> tuple[str, int]:
-    """A digest of the drop zone's listing (paths, sizes, mtimes; ``musicml.ingest.scan``) and its entry count."""
-    if not lake.raw_dir.exists():
-        return "", 0
-    return fingerprint(lake.raw_dir), len(scan(lake.raw_dir))
+
+def pending_changes(lake: Lake) -> DropZoneChanges:
+    """The drop zone against the lake's files table (``musicml.ingest.drop_zone_changes``)."""
+    table = files_table_path(lake)
+    return drop_zone_changes(lake.raw_dir, pl.read_parquet(table) if table.exists() else None)
+
+
+def run_key(changes: DropZoneChanges) -> str:
+    return f"drop-{changes.key}"
+
+
+def ingestion_request(changes: DropZoneChanges) -> dg.RunRequest:
+    """A run of the graph whose ``raw_scores`` re-examines exactly the changed paths; run key
+    and tags from the changes."""
+    config = {"paths": list(changes.paths)} if len(changes.paths) <= MAX_REQUEST_PATHS else {}
+    counts = changes.counts()
+    return dg.RunRequest(
+        run_key=run_key(changes),
+        run_config={"ops": {"raw_scores": {"config": config}}},
+        tags={"musicml/files": str(changes.entries), "musicml/changes": str(sum(counts.values())),
+              **{f"musicml/{k}": str(v) for k, v in counts.items()}},
+    )
 
 
 @dg.sensor(job=main_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def new_scores_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
-    """Materialize the whole graph when files are added to, changed in or removed from the drop
-    zone of the configured ``lake`` resource."""
-    lk = lake.lake()
-    digest, count = drop_zone_fingerprint(lk)
-    if count == 0:
-        return dg.SkipReason(f"drop zone {lk.raw_dir} is empty")
-    if digest == context.cursor:
-        return dg.SkipReason(f"no change in {count} files")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest, tags={"musicml/files": str(count)})],
-                           cursor=digest)
+    """Materialize the graph when files are added to, changed in or removed from the drop zone
+    of the configured ``lake`` resource: the request names exactly those files (``raw_scores``
+    ``paths``), found by comparing the listing (path, size, mtime) with the files table."""
+    changes = pending_changes(lake.lake())
+    if changes.entries == 0:
+        return dg.SkipReason(f"drop zone {lake.lake().raw_dir} is empty")
+    what = ", ".join(f"{v} {k}" for k, v in changes.counts().items())
+    if not changes.key:
+        return dg.SkipReason(f"no change in {changes.entries} files")
+    if run_key(changes) == context.cursor:
+        return dg.SkipReason(f"no change in {changes.entries} files since the last request ({what}, not yet ingested)")
+    context.log.info(f"drop zone: {what} of {changes.entries} entries")
+    return dg.SensorResult(run_requests=[ingestion_request(changes)], cursor=run_key(changes))
 
 
 nightly_retrain = dg.ScheduleDefinition(

@@ -23,7 +23,11 @@ GRAPH = ["raw_scores", "parsed_scores", "deduped_scores", "augmented_scores", "s
 def test_graph_is_a_chain_from_drop_zone_to_samples() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(GRAPH) | {"piano_rolls", "registered_model"}  # piano rolls: a side branch splits -> trained_model
+    assert keys == set(GRAPH) | {"piano_rolls", "registered_model", "raw_score_buckets"}  # piano rolls: a side branch splits -> trained_model
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("raw_scores")).parent_keys} == {
+        "raw_score_buckets"}  # the partitioned side branch for ingestion on several machines
+    main = {k.to_user_string() for k in defs.resolve_job_def("main_job").asset_layer.selected_asset_keys}
+    assert main == keys - {"raw_score_buckets"}  # main_job runs unpartitioned
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("registered_model")).parent_keys} == {
         "model_evaluation"}  # the registry: a side branch after the evaluation
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("piano_rolls")).parent_keys} == {"splits"}

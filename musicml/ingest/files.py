@@ -2,8 +2,10 @@
 
 A *file* is what the user dropped; a *piece* is one score inside it (ABC files often hold many
 tunes). Parsing results are cached by content hash, so re-running after adding files parses
-only the new ones. Bad input never raises out of :func:`ingest`: it becomes a ``rejected`` row
-whose reason names the file and, for text, the line and column.
+only the new ones; a file whose path, size and modification time match its previous row is not
+even read (``reuse_stat``), so a re-run costs the listing of the drop zone, not its bytes. Bad
+input never raises out of :func:`ingest`: it becomes a ``rejected`` row whose reason names the
+file and, for text, the line and column.
 
 Safety: the scan opens nothing (:mod:`musicml.ingest.scan`: FIFOs, devices, sockets, dangling
 or looping links and undecodable names get rows without being read); only regular files are
@@ -18,14 +20,15 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import pyarrow as pa
 import symusic
 
-from musicml.formats import FORMATS, ScoreError, detect_format, get_format
+from musicml.formats import EXTENSIONS, FORMATS, ScoreError, get_format
 from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-exported by musicml.ingest)
 from musicml.ingest.note_table import (
     NOTE_SCHEMA,
@@ -42,12 +45,17 @@ PARSER_VERSION = "3"  # 3: the parse cache is written in batches of files
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
+# A file modified this close to the scan (or later: clock skew) is hashed but its mtime is not
+# recorded, so the next run reads it again: a rewrite within one timestamp tick of the read, with
+# the same size, would otherwise look unchanged ("racy git"); 2 s covers FAT's and HFS+'s ticks.
+RACY_NS = 2_000_000_000
 PIECES_SUFFIX, NOTES_SUFFIX = ".pieces.arrow", ".notes.arrow"  # the two files of a cache batch
 
 FILE_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.String,
     "format": pl.String,
     "bytes": pl.Int64,
+    "mtime_ns": pl.Int64,  # modification time seen by the scan; null: not to be trusted (unread, or racy)
     "content_hash": pl.String,
     "status": pl.String,
     "reason": pl.String,
@@ -95,18 +103,23 @@ class IngestConfig:
     max_memory_bytes: int = 2 * 1024**3  # address space of a worker process; 0: unlimited
     workers: int = 0  # reader processes; 0: one per available core
     isolate: bool = True  # parse in worker processes (False: in this process, for debugging)
+    reuse_stat: bool = True  # a file whose path, size and mtime match its previous row is not read (its hash is reused); False: read and hash every file
+    paths: tuple[str, ...] | None = None  # only (re)examine these drop-zone paths (as the files table names them); the other rows of the previous table are carried over if the entry still exists, entries in neither are examined as new; None: every entry
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
 
         d = asdict(self)
         d["formats"] = list(self.formats)
+        d["paths"] = None if self.paths is None else list(self.paths)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> IngestConfig:
         d = dict(d)
         d["formats"] = tuple(d.get("formats", FORMATS))
+        if d.get("paths") is not None:
+            d["paths"] = tuple(d["paths"])
         return cls(**d)
 
 
@@ -162,9 +175,20 @@ class IngestResult:
     parsed: int
     reused: int
     seconds: float
+    read: int = 0  # files opened and hashed (the others were trusted by their stat or unreadable)
 
     def counts(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.files["status"].value_counts().iter_rows()}
+
+
+class _Todo(NamedTuple):
+    """A file to parse: its row's path, format, hash, bytes and recorded mtime."""
+
+    rel: str
+    fmt: str
+    digest: str
+    data: bytes
+    mtime_ns: int | None
 
 
 def ingest(
@@ -172,108 +196,206 @@ def ingest(
     config: IngestConfig | None = None,
     previous: pl.DataFrame | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> IngestResult:
-    """Account for every entry of ``lake.raw_dir`` and parse the new files into the cache.
+    """Account for every entry of ``lake.raw_dir`` (those whose path ``keep`` accepts, when it
+    is given: one bucket, :mod:`musicml.ingest.buckets`) and parse the new files into the cache.
 
-    Files already known by (content hash, format) reuse their earlier row; the rest are parsed
-    in isolated worker processes (``config.isolate``), answers coming back in any order.
+    A file whose (path, size, mtime) match its row in ``previous`` is not read (``reuse_stat``);
+    files known by (content hash, format) reuse their earlier row; the rest are parsed in
+    isolated worker processes (``config.isolate``), answers coming back in any order. With
+    ``config.paths`` only those entries are re-examined (see :class:`IngestConfig`).
     """
     config = config or IngestConfig()
     t0 = time.perf_counter()
+    racy_after = time.time_ns() - RACY_NS
     raw_dir = lake.raw_dir
     raw_dir.mkdir(parents=True, exist_ok=True)
-    known: dict[tuple[str, str], dict] = {}
-    if previous is not None and len(previous):
-        for row in previous.filter(pl.col("parser_version") == PARSER_VERSION).iter_rows(named=True):
-            if row["status"] in ("ingested", "rejected") and row["content_hash"]:
-                known.setdefault((row["content_hash"], row["format"]), row)
-    entries = scan(raw_dir)
-    rows: list[dict | None] = [None] * len(entries)
+    prev = _Previous(previous)
+    wanted = None if config.paths is None else set(config.paths)
+    carried = {} if wanted is None else {p: seen[2:4] for p, seen in prev.by_path.items() if p not in wanted}
+    entries = scan(raw_dir, assume=carried)
+    if keep is not None:
+        entries = [e for e in entries if keep(e.rel)]
+    rows: list[dict | int | None] = [None] * len(entries)  # a new row, or the index of a previous one
     first_path: dict[tuple[str, str], str] = {}
-    todo: dict[int, tuple[str, str, str, bytes]] = {}
-    reused = done = 0
+    todo: dict[int, _Todo] = {}
+    reused = done = read = 0
+    formats, max_bytes = frozenset(config.formats), config.max_file_bytes
     for i, entry in enumerate(entries):
-        row, job = _account(entry, config, known, first_path)
+        seen = prev.by_path.get(entry.rel)
+        trusted = None
+        if seen is not None and entry.problem is None:
+            if wanted is not None and entry.rel not in wanted:
+                trusted = seen  # not asked for: carried over (its stat is kept, so a change still shows)
+            elif config.reuse_stat and seen[3] is not None and (seen[2], seen[3]) == (entry.size, entry.mtime_ns):
+                trusted = seen
+        if trusted is not None:  # the common case, kept cheap: an unchanged file, still the first of its bytes
+            index, digest, size, _, fmt = trusted
+            key = (digest, fmt)
+            if fmt in formats and size <= max_bytes and key not in first_path and prev.first.get(key) == index:
+                first_path[key] = entry.rel
+                rows[i] = index
+                reused += 1
+                done += 1
+                if progress:
+                    progress(done, len(entries), entry.rel)
+                continue
+        row, job, opened = _account(entry, config, prev, first_path, trusted, racy_after)
+        read += opened
         if job is not None:
             todo[i] = job
             continue
         rows[i] = row
-        reused += row["status"] != "duplicate" and (row["content_hash"], row["format"]) in known
+        reused += row["status"] != "duplicate" and (row["content_hash"], row["format"]) in prev.first
         done += 1
         if progress:
             progress(done, len(entries), entry.rel)
     for i, reply in _parse_all(lake, todo, config):
-        rel, fmt, digest, data = todo[i]
-        rows[i] = _row(rel, fmt, len(data), digest, **reply)
+        job = todo[i]
+        rows[i] = _row(job.rel, job.fmt, len(job.data), job.digest, mtime_ns=job.mtime_ns, **reply)
         done += 1
         if progress:
-            progress(done, len(entries), rel)
-    df = pl.DataFrame(rows, schema=FILE_SCHEMA) if rows else pl.DataFrame(schema=FILE_SCHEMA)
-    return IngestResult(df, len(todo), reused, time.perf_counter() - t0)
+            progress(done, len(entries), job.rel)
+    return IngestResult(_table(rows, prev), len(todo), reused, time.perf_counter() - t0, read)
 
 
-def _account(entry: Entry, config: IngestConfig, known: dict, first_path: dict
-             ) -> tuple[dict | None, tuple[str, str, str, bytes] | None]:
-    """The row of an entry that needs no parsing, or the ``(rel, fmt, digest, data)`` to parse."""
-    rel, fmt = entry.rel, detect_format(entry.rel)
+def _table(rows: list[dict | int | None], prev: _Previous) -> pl.DataFrame:
+    """The files table in scan order: new rows built, unchanged ones taken from the previous table."""
+    new = [(i, r) for i, r in enumerate(rows) if isinstance(r, dict)]
+    kept = [(i, r) for i, r in enumerate(rows) if isinstance(r, int)]
+    parts = []
+    if new:
+        parts.append(pl.DataFrame([r for _, r in new], schema=FILE_SCHEMA)
+                     .with_columns(pl.Series("_i", [i for i, _ in new], pl.Int64)))
+    if kept:
+        parts.append(prev.table[[r for _, r in kept]].with_columns(pl.Series("_i", [i for i, _ in kept], pl.Int64)))
+    if not parts:
+        return pl.DataFrame(schema=FILE_SCHEMA)
+    return pl.concat(parts).sort("_i").drop("_i") if len(parts) > 1 else parts[0].drop("_i")
+
+
+class _Previous:
+    """The previous files table as ingestion consults it: its rows of this parser version
+    (``table``), ``by_path``: ``path -> (index, hash, bytes, mtime_ns, format)`` of every hashed row, and
+    ``first``: ``(hash, format) -> index`` of the first row of those bytes that was read to the
+    end (ingested or rejected). A table from before ``mtime_ns`` existed has no mtimes: its
+    files are read once more."""
+
+    def __init__(self, previous: pl.DataFrame | None) -> None:
+        self.by_path: dict[str, tuple[int, str, int, int | None, str]] = {}
+        self.first: dict[tuple[str, str], int] = {}
+        self.table = pl.DataFrame(schema=FILE_SCHEMA)
+        if previous is None or not len(previous):
+            return
+        table = previous.filter(pl.col("parser_version") == PARSER_VERSION)
+        if "mtime_ns" not in table.columns:
+            table = table.with_columns(pl.lit(None, pl.Int64).alias("mtime_ns"))
+        self.table = table.select(list(FILE_SCHEMA)).cast(FILE_SCHEMA)
+        cols = (self.table[c].to_list() for c in ("path", "content_hash", "bytes", "mtime_ns", "format", "status"))
+        for i, (path, digest, size, mtime, fmt, status) in enumerate(zip(*cols)):
+            if digest is not None:
+                self.by_path[path] = (i, digest, size, mtime, fmt)
+                if status in ("ingested", "rejected"):
+                    self.first.setdefault((digest, fmt), i)
+
+    def row(self, i: int) -> dict:
+        return self.table.row(i, named=True)
+
+
+def _format_of(rel: str) -> str | None:
+    """:func:`musicml.formats.detect_format` of a scan path without building a ``Path`` (it runs
+    per entry): the suffix as ``PurePath.suffix`` takes it."""
+    name = rel.rpartition("/")[2]
+    dot = name.rfind(".")
+    return _extensions().get(name[dot:].lower() if 0 < dot < len(name) - 1 else "")
+
+
+def _account(entry: Entry, config: IngestConfig, prev: _Previous, first_path: dict, trusted: tuple | None,
+             racy_after: int) -> tuple[dict | None, _Todo | None, bool]:
+    """The row of an entry that needs no parsing, or the file to parse; and whether it was read.
+    ``trusted``: ``(index, hash, bytes, mtime_ns, format)`` of its previous row, whose hash is
+    taken without reading the file."""
+    rel, fmt, mtime = entry.rel, _format_of(entry.rel), entry.mtime_ns
     if entry.problem:
-        return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: {entry.problem}"), None
-    if any(part.startswith(".") for part in Path(rel).parts):
+        return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: {entry.problem}"), None, False
+    if rel.startswith(".") or "/." in rel:
         return _row(rel, fmt, entry.size, None, "rejected",
-                    f"{rel}: hidden file or folder (name starts with '.'), not read"), None
+                    f"{rel}: hidden file or folder (name starts with '.'), not read", mtime_ns=mtime), None, False
     if fmt is None or fmt not in config.formats:
         accepted = ", ".join(sorted(e for e, f in _extensions().items() if f in config.formats))
         suffix = Path(rel).suffix or "(none)"
         return _row(rel, fmt, entry.size, None, "rejected",
-                    f"{rel}: unknown or disabled file type {suffix!r} (accepted: {accepted})"), None
+                    f"{rel}: unknown or disabled file type {suffix!r} (accepted: {accepted})",
+                    mtime_ns=mtime), None, False
     if entry.size > config.max_file_bytes:
         return _row(rel, fmt, entry.size, None, "rejected",
-                    f"{rel}: file too large ({entry.size} bytes > max_file_bytes {config.max_file_bytes})"), None
+                    f"{rel}: file too large ({entry.size} bytes > max_file_bytes {config.max_file_bytes})",
+                    mtime_ns=mtime), None, False
+    if trusted is not None:
+        _, digest, size, mtime, _ = trusted
+        row = _known_row(rel, fmt, size, mtime, digest, prev, first_path)
+        if row is not None:
+            return row, None, False  # else its parse is not known: read it after all
     try:
-        data = read_regular(entry.path, config.max_file_bytes)
+        data = read_regular(entry.fspath, config.max_file_bytes)
     except OSError as err:
-        return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: cannot read file: {err.strerror or err}"), None
+        return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: cannot read file: {err.strerror or err}"), None, True
     if len(data) > config.max_file_bytes:
         return _row(rel, fmt, len(data), None, "rejected",
-                    f"{rel}: file too large (> max_file_bytes {config.max_file_bytes})"), None
+                    f"{rel}: file too large (> max_file_bytes {config.max_file_bytes})"), None, True
     if not data:
-        return _row(rel, fmt, 0, None, "rejected", f"{rel}: empty file (0 bytes)"), None
+        return _row(rel, fmt, 0, None, "rejected", f"{rel}: empty file (0 bytes)", mtime_ns=entry.mtime_ns), None, True
     digest = sha256_bytes(data)
-    key = (digest, fmt)  # byte-identical files of different formats are each read as their own
+    mtime = entry.mtime_ns if entry.mtime_ns is not None and entry.mtime_ns < racy_after else None
+    row = _known_row(rel, fmt, len(data), mtime, digest, prev, first_path)
+    if row is not None:
+        return row, None, True
+    first_path[(digest, fmt)] = rel
+    return None, _Todo(rel, fmt, digest, data, mtime), True
+
+
+def _known_row(rel: str, fmt: str, size: int, mtime: int | None, digest: str, prev: _Previous,
+               first_path: dict) -> dict | None:
+    """The row of a file whose bytes are a duplicate of an earlier entry's (same hash and
+    format: byte-identical files of different formats are each read as their own) or were read
+    before (``prev.first``); None when they must be parsed."""
+    key = (digest, fmt)
     if key in first_path:
-        return _row(rel, fmt, len(data), digest, "duplicate", f"{rel}: identical bytes to {first_path[key]}"), None
+        return _row(rel, fmt, size, digest, "duplicate", f"{rel}: identical bytes to {first_path[key]}",
+                    mtime_ns=mtime)
+    if key not in prev.first:
+        return None
     first_path[key] = rel
-    if key in known:
-        prev = known[key]
-        reason = prev["reason"] if prev["status"] == "rejected" else ""
-        problems = list(prev["problems"] or [])
-        if prev["path"] != rel:  # the same bytes under a new name: messages name the new file
-            reason = reason.replace(prev["path"], rel)
-            problems = [p.replace(prev["path"], rel) for p in problems]
-        return _row(rel, fmt, len(data), digest, prev["status"], reason, encoding=prev["encoding"],
-                    n_pieces=prev["n_pieces"], problems=problems), None
-    return None, (rel, fmt, digest, data)
+    was = prev.row(prev.first[key])
+    reason = was["reason"] if was["status"] == "rejected" else ""
+    problems = list(was["problems"] or [])
+    if was["path"] != rel:  # the same bytes under a new name: messages name the new file
+        reason = reason.replace(was["path"], rel)
+        problems = [p.replace(was["path"], rel) for p in problems]
+    return _row(rel, fmt, size, digest, was["status"], reason, encoding=was["encoding"],
+                n_pieces=was["n_pieces"], problems=problems, mtime_ns=mtime)
 
 
-def _parse_all(lake: Lake, todo: dict[int, tuple[str, str, str, bytes]], config: IngestConfig):
+def _parse_all(lake: Lake, todo: dict[int, _Todo], config: IngestConfig):
     """``(index, reply)`` for every file to parse: in worker processes unless ``isolate`` is off
     (then in this process, in cache batches alike)."""
     if not todo:
         return
-    cfg = config.to_dict()
+    cfg = replace(config, paths=None).to_dict()  # workers need the limits, not the request
     if not config.isolate:
         items = list(todo.items())
         for start in range(0, len(items), BATCH_FILES):
             batch = CacheBatch(str(lake.root), cfg)
             chunk = items[start:start + BATCH_FILES]
-            replies = [batch.add(data, fmt, rel, digest) for _, (rel, fmt, digest, data) in chunk]
+            replies = [batch.add(job.data, job.fmt, job.rel, job.digest) for _, job in chunk]
             failed = batch.write()
             for k, ((i, _), reply) in enumerate(zip(chunk, replies)):
                 yield i, _rejected(failed[k]) if k in failed else reply
         return
     from musicml.ingest.isolation import Task, pool
 
-    tasks = {i: Task(str(lake.root), rel, fmt, digest, data, cfg) for i, (rel, fmt, digest, data) in todo.items()}
+    tasks = {i: Task(str(lake.root), job.rel, job.fmt, job.digest, job.data, cfg) for i, job in todo.items()}
     index = {id(task): i for i, task in tasks.items()}
     workers = pool_workers(config.workers, len(tasks))  # never more than the cores
     runs = pool(workers, config.max_memory_bytes).run(tasks.values(), config.parse_timeout_s,
@@ -389,6 +511,7 @@ def _row(rel: str, fmt: str | None, size: int, digest: str | None, status: str, 
         "path": rel,
         "format": fmt or "unknown",
         "bytes": size,
+        "mtime_ns": kw.get("mtime_ns"),
         "content_hash": digest,
         "status": status,
         "reason": reason,
@@ -402,8 +525,6 @@ def _row(rel: str, fmt: str | None, size: int, digest: str | None, status: str, 
 
 
 def _extensions() -> dict[str, str]:
-    from musicml.formats import EXTENSIONS
-
     return EXTENSIONS
 
 
@@ -487,3 +608,52 @@ def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     pieces = pieces.join(paths, on=["content_hash", "format"]).with_columns(pl.col("now").alias("path"))
     return (pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]),
             notes.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA)[piece_order(notes["piece_id"])])
+
+
+def files_table_path(lake: Lake) -> Path:
+    """Where ingestion writes the files table (one row per drop-zone entry)."""
+    return lake.path("ingest", "files.parquet")
+
+
+@dataclass(frozen=True)
+class DropZoneChanges:
+    """How the drop zone differs from the files table: display paths added, changed (size or
+    mtime not as recorded, or never recorded) and removed, and how many entries it holds."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    entries: int
+    key: str  # digest of the changes with the sizes and mtimes seen: one per state of the zone
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path to (re)examine, sorted: what ``IngestConfig.paths`` takes."""
+        return tuple(sorted(self.added + self.changed + self.removed))
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed)}
+
+
+def drop_zone_changes(raw_dir: Path, files: pl.DataFrame | None) -> DropZoneChanges:
+    """Compare the drop-zone listing (path, size, mtime from ``lstat``; nothing is opened, so
+    links, FIFOs and odd names never raise) with the files table ``files`` (None: none yet)."""
+    entries = scan(raw_dir) if Path(raw_dir).is_dir() else []
+    recorded: dict[str, tuple[int, int | None]] = {}
+    if files is not None and len(files):
+        mtimes = files["mtime_ns"].to_list() if "mtime_ns" in files.columns else [None] * len(files)
+        recorded = {p: (b, m) for p, b, m in zip(files["path"].to_list(), files["bytes"].to_list(), mtimes)}
+    added, changed, lines = [], [], []
+    for e in entries:
+        was = recorded.pop(e.rel, None)
+        if was is None:
+            added.append(e.rel)
+        elif was != (e.size, e.mtime_ns):  # a null mtime (racy, unreadable, old table) never matches a file's
+            changed.append(e.rel)
+        else:
+            continue
+        lines.append(f"{e.rel}\0{e.size}\0{e.mtime_ns}")
+    removed = sorted(recorded)
+    lines += [f"{p}\0removed" for p in removed]
+    key = sha256_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))[:32] if lines else ""
+    return DropZoneChanges(tuple(added), tuple(changed), tuple(removed), len(entries), key)

@@ -9,6 +9,7 @@ from musicml import workflow
 from musicml.curate.augment import AugmentConfig
 from musicml.curate.splits import SplitConfig
 from musicml.ingest import IngestConfig
+from pipelines.assets.buckets import raw_score_buckets
 from pipelines.config import dagster_config
 from pipelines.metadata import counts_md, md_table, throttled_progress
 from pipelines.resources import LakeResource
@@ -20,9 +21,11 @@ RawScoresConfig = dagster_config(IngestConfig, name="RawScoresConfig", extra={
     "seed_default_corpus": (bool, True, "copy music21's ABC corpus in when the drop zone is empty")})
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, deps=[raw_score_buckets], kinds={"polars", "parquet"})
 def raw_scores(context: dg.AssetExecutionContext, config: RawScoresConfig, lake: LakeResource) -> dg.MaterializeResult:
-    """Every file of the drop zone, one row each: format, bytes, content hash, status and reason."""
+    """Every file of the drop zone, one row each: format, bytes, mtime, content hash, status and
+    reason. ``paths`` (set by the drop-zone sensor) re-examines only those entries; rows that
+    bucket ingestions (``raw_score_buckets``, other machines) wrote are reused, not re-read."""
     lk = lake.lake()
     cfg = config.build()
     result, seeded = workflow.ingest_step(lk, cfg, seed_default_corpus=config.seed_default_corpus,
@@ -39,6 +42,8 @@ def raw_scores(context: dg.AssetExecutionContext, config: RawScoresConfig, lake:
             **{f"status_{k}": v for k, v in sorted(counts.items())},
             "parsed_now": result.parsed,
             "reused_from_cache": result.reused,
+            "files_read": result.read,  # the others were trusted by path, size and mtime
+            "requested_paths": len(cfg.paths) if cfg.paths is not None else "all",
             "files_per_second": round(len(files) / result.seconds, 1) if result.seconds else 0.0,
             "bytes": int(files["bytes"].sum()) if len(files) else 0,
             "by_format": counts_md(dict(files.group_by("format").len().sort("format").iter_rows())),
