@@ -25,3 +25,9 @@ defs = dg.Definitions(
     resources={"lake": LakeResource(), "mlflow": MlflowResource()},
     executor=dg.in_process_executor,
 )
+
+
+def main_assets(definitions: dg.Definitions = defs) -> list[dg.AssetsDefinition]:
+    """The unpartitioned assets: the graph ``main_job`` materializes (``dg.materialize`` of the
+    whole graph in one run; the partitioned ``raw_score_buckets`` runs one bucket per run)."""
+    return [a for a in definitions.assets if a.partitions_def is None]

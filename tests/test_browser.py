@@ -47,10 +47,10 @@ def run_lake(tmp_path_factory, derived):
     mp.setenv("DAGSTER_HOME", str(home))
     mp.delenv("MUSICML_RAW_DIR", raising=False)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from pipelines.definitions import defs
+    from pipelines.definitions import defs, main_assets
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = dg.materialize([*defs.assets, *defs.asset_checks], run_config=TINY_RUN,
+        result = dg.materialize([*main_assets(defs), *defs.asset_checks], run_config=TINY_RUN,
                                 resources=defs.resources, instance=instance)
     assert result.success
     yield root, home, defs, result
@@ -128,11 +128,17 @@ def test_mlflow_ui_shows_the_run_metrics_samples_and_champion(run_lake, uis, bro
     run = client.get_run(latest["mlflow_run_id"])
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == "musicml"
+    assert any(k.startswith("system/") for k in run.data.metrics), sorted(run.data.metrics)  # system metrics
     _, mlflow = uis
     base = f"{mlflow}/#/experiments/{exp.experiment_id}"
-    # the experiment's runs table, in the model-training view
-    _page(browser, f"{base}/runs?workflowType=machine_learning", ["musicml", run.info.run_name],
-          screenshots / "mlflow_experiment.png")
+    # the experiment's link opens the model-training view on its runs table, no tab clicked (a fresh
+    # browser without the link's query opens MLflow 3's GenAI overview whatever the experiment's kind)
+    from musicml import tracking
+
+    body = _page(browser, tracking.experiment_url(f"sqlite:///{root / 'mlflow.db'}", ui=mlflow),
+                 ["musicml", "Run Name", run.info.run_name], screenshots / "mlflow_experiment.png")
+    assert f"/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" in browser.current_url
+    assert "Judges" not in body and "Agent versions" not in body  # none of the GenAI view's tabs
     run_page = f"{base}/runs/{run.info.run_id}"
     _page(browser, run_page, [run.info.run_name, "val_bpb", "test_bpb"], screenshots / "mlflow_run.png")
     _page(browser, run_page + "/artifacts", ["samples", "checkpoints"], screenshots / "mlflow_artifacts.png")

@@ -27,6 +27,7 @@ from pipelines.definitions import defs
 # asset -> (library dataclass, Dagster-only fields)
 ASSET_CONFIGS = {
     "raw_scores": (IngestConfig, {"seed_default_corpus"}),
+    "raw_score_buckets": (IngestConfig, set()),
     "augmented_scores": (AugmentConfig, set()),
     "splits": (SplitConfig, set()),
     "tokenizer": (TokenizerConfig, set()),
