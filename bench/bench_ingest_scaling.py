@@ -1,6 +1,6 @@
 """MIDI ingestion throughput per core and with all cores, beside symusic's raw parse of the same files.
 
-    python bench/bench_ingest_scaling.py [--corpora ../shared/corpora] [--limit 0] [--rounds 2]
+    python bench/bench_ingest_scaling.py [--corpora ../shared/corpora] [--limit 0] [--rounds 2] [--stages]
 
 The files are POP909 and its versions (2,898 MIDI files; ``--limit`` takes the first N). Each
 round, in this one process and alternating so that a loaded machine slows all alike, times:
@@ -16,6 +16,13 @@ Prints JSON: files/s of each (best round), ``x_symusic`` = symusic's rate over t
 times slower than the raw parse; the goal is 5 or less per core), and ``speedup`` of all cores
 over one worker. Every ingestion must give the same rows (asserted; ``status`` and ``rejected``
 say what they were).
+
+``--stages`` adds ``stages``: one worker's path taken apart, in this process's CPU time (what a
+loaded machine disturbs least), batch by batch interleaved with symusic's parse of the same files,
+best of ``--rounds``: microseconds per file and times symusic's parse for the parse, the note
+columns, the MIDI text, the note table arrays, the piece statistics and the notes' Arrow table,
+then ``batch_add`` (all of a worker's per-file work: reading, checks, text, tables) and
+``batch_write`` (the cache batch written: notes and pieces, Arrow IPC with lz4).
 """
 
 from __future__ import annotations
@@ -29,8 +36,12 @@ from pathlib import Path
 
 import symusic
 
+from musicml.formats.midi.columns import note_columns
+from musicml.formats.midi.text import encode
 from musicml.ingest import IngestConfig, ingest, load_parsed
-from musicml.lake import Lake
+from musicml.ingest.files import BATCH_FILES, CacheBatch
+from musicml.ingest.note_table import note_arrays, notes_arrow, piece_stats
+from musicml.lake import Lake, sha256_bytes
 from musicml.threads import available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,11 +75,54 @@ def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, 
     return result.seconds, t_load, result.counts(), reasons
 
 
+def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) -> dict:
+    """One worker's path taken apart (see the module docstring); CPU seconds, best per batch."""
+    scores = [symusic.Score.from_midi(d) for d in datas]
+    keep = [i for i, s in enumerate(scores) if s.note_num()]
+    cols = {i: note_columns(scores[i]) for i in keep}
+    arrays = {i: note_arrays(scores[i], cols[i]) for i in keep}
+    digests = [sha256_bytes(d) for d in datas]
+    config = IngestConfig().to_dict()
+    batches = [list(range(k, min(k + BATCH_FILES, len(datas)))) for k in range(0, len(datas), BATCH_FILES)]
+    added: dict[int, CacheBatch] = {}
+
+    def add(batch: list[int], j: int) -> None:
+        added[j] = CacheBatch(str(work), config)
+        for i in batch:
+            added[j].add(datas[i], "midi", files[i].name, digests[i])
+
+    stages = {
+        "symusic_parse": lambda b, j: [symusic.Score.from_midi(datas[i]) for i in b],
+        "note_columns": lambda b, j: [note_columns(scores[i]) for i in b if i in cols],
+        "midi_text": lambda b, j: [encode(scores[i], columns=cols[i]) for i in b if i in cols],
+        "note_arrays": lambda b, j: [note_arrays(scores[i], cols[i]) for i in b if i in cols],
+        "piece_stats": lambda b, j: [piece_stats(scores[i], cols[i]) for i in b if i in cols],
+        "notes_arrow": lambda b, j: notes_arrow([(str(i), arrays[i]) for i in b if i in arrays]),
+        "batch_add": add,
+        "batch_write": lambda b, j: added.pop(j).write(),
+    }
+    best = {k: [float("inf")] * len(batches) for k in stages}
+    for _ in range(rounds):
+        for j, batch in enumerate(batches):
+            for name, fn in stages.items():
+                t0 = time.process_time()
+                fn(batch, j)
+                best[name][j] = min(best[name][j], time.process_time() - t0)
+    total = {k: sum(v) for k, v in best.items()}
+    n = len(datas)
+    out = {k: {"us_per_file": round(1e6 * v / n, 1), "x_symusic": round(v / total["symusic_parse"], 2)}
+           for k, v in total.items()}
+    path = total["batch_add"] + total["batch_write"]
+    out["worker_path"] = {"us_per_file": round(1e6 * path / n, 1), "x_symusic": round(path / total["symusic_parse"], 2)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     ap.add_argument("--limit", type=int, default=0, help="first N files only (0: all 2,898)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--stages", action="store_true", help="also take one worker's path apart (CPU time)")
     args = ap.parse_args()
     if not (args.corpora / "midi" / "pop909").exists():
         raise SystemExit(f"POP909 not found under {args.corpora}/midi")
@@ -104,6 +158,7 @@ def main() -> None:
                 outcomes.add(json.dumps([status, reasons], sort_keys=True))
                 runs[f"workers_{w}"].append(t)
                 runs[f"workers_{w}_with_load"].append(t + t_load)
+        stages = stage_costs(files, datas, args.rounds, work / "stages") if args.stages else None
     assert len(outcomes) == 1, outcomes
     status, reasons = json.loads(outcomes.pop())
     n = len(files)
@@ -119,6 +174,8 @@ def main() -> None:
     if cores > 1:
         out["speedup"] = round(min(runs["workers_1"]) / min(runs[f"workers_{cores}"]), 2)
         out["speedup_with_load"] = round(min(runs["workers_1_with_load"]) / min(runs[f"workers_{cores}_with_load"]), 2)
+    if stages:
+        out["stages"] = stages
     print(json.dumps(out, indent=2))
 
 

@@ -3,7 +3,9 @@
     python bench/bench_miditext.py [--files 200] [--grid 4] [--velocity-bins 8] [--repeat 3]
 
 Figures: files/s, MB/s of text and ms per file for encode and decode (best of ``--repeat``
-passes over the files, MIDI parsing excluded), characters and whitespace tokens per note.
+passes over the files, MIDI parsing excluded), characters and whitespace tokens per note;
+``encode_with_columns``: encode given the score's note columns (as ingestion does, which makes
+them once for the text, the note table and the statistics), and ``note_columns`` (making them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from symusic import Score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from musicml.formats.midi.columns import note_columns  # noqa: E402
 from musicml.formats.midi.text import decode, encode  # noqa: E402
 
 CORPORA = Path(os.environ.get("MUSICML_CORPORA", ROOT.parent / "shared" / "corpora"))
@@ -59,8 +62,16 @@ def main() -> int:
         for t in texts:
             decode(t)
 
+    columns = [note_columns(s) for s in scores]
+
+    def run_encode_with_columns():
+        for s, c in zip(scores, columns):
+            encode(s, grid=args.grid, velocity_bins=args.velocity_bins, columns=c)
+
     t_enc = best_of(args.repeat, run_encode)
     t_dec = best_of(args.repeat, run_decode)
+    t_enc_cols = best_of(args.repeat, run_encode_with_columns)
+    t_cols = best_of(args.repeat, lambda: [note_columns(s) for s in scores])
     chars = sum(len(t) for t in texts)
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
     tokens = sum(len(t.split()) for t in texts)
@@ -80,6 +91,8 @@ def main() -> int:
             "mb_per_s": round(nbytes / 1e6 / t_enc, 2),
             "ms_per_file": round(1e3 * t_enc / n, 2),
         },
+        "encode_with_columns": {"ms_per_file": round(1e3 * t_enc_cols / n, 3)},
+        "note_columns": {"ms_per_file": round(1e3 * t_cols / n, 3)},
         "decode": {
             "files_per_s": round(n / t_dec, 1),
             "mb_per_s": round(nbytes / 1e6 / t_dec, 2),

@@ -11,15 +11,19 @@ nanoGPT-style model (learned positions, LayerNorm, GELU, AdamW) with the same la
 heads, vocabulary and sequence length. On CUDA both use bf16 autocast and torch.compile.
 Threads are the project's setting (``musicml.threads.limit_threads``; ``--threads`` overrides).
 
-Quality at equal tokens (``--quality-steps``, default 100 on CPU, 0 on CUDA): every variant
-trains that many steps on the same real batches (``--data``: a folder from
-``bench_time_to_target.py --build-only``, default ``data_lake/gpu_check``, built from
-``../shared/corpora/alphatex`` when missing) with the same warmdown schedule, then val bpb is
-measured on the same valid tokens. Variants: ``project``; ``project_adamw`` (the same model
-with AdamW instead of Muon for the block matrices: what Muon's optimizer time buys);
-``project_half_tokens`` (the project on half the steps, its own full schedule: whether it
-matches the reference's quality in half the tokens); ``reference`` (AdamW, lr 1e-3). Their
-step times are measured alongside, so each row is speed and quality at once.
+Quality at equal tokens (``--quality-steps``, default 60 on CPU, 0 on CUDA; ``--seeds``, default
+3): every variant trains that many steps from each seed's init on the same real batches
+(``--data``: a folder from ``bench_time_to_target.py --build-only``, default
+``data_lake/gpu_check``, built from ``../shared/corpora/alphatex`` when missing) with the same
+warmdown schedule, then val bpb is measured on the same valid tokens. Each variant takes one
+part of the project away, so its speed and its val bpb against ``project`` say what that part
+costs and what it buys: ``project_adamw`` (AdamW instead of Muon for the block matrices),
+``project_no_qk_norm``, ``project_gelu`` (GELU instead of ReLU²), ``project_no_softcap``, and
+``reference`` (the nanoGPT-style model, AdamW lr 1e-3). The JSON gives per variant the val bpb
+of every seed, their mean and spread, the difference of the means to ``project`` with its
+standard error, and the median step time over all seeds (all runs step in lockstep, so each
+sees the same machine load). Step times are also taken as process CPU time (``ratio_cpu_time``,
+``tokens_per_cpu_s``), which a loaded machine disturbs less than wall time.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import torch.nn.functional as F  # noqa: E402
 from musicml.device import autocast, autocast_dtype, configure, peak_flops, pick_device  # noqa: E402
 from musicml.evaluate.bpb import bits_per_byte  # noqa: E402
 from musicml.models import build_model, model_config  # noqa: E402
-from musicml.models.gpt import lm_loss  # noqa: E402
+from musicml.models.gpt import MLP, CausalSelfAttention, apply_rotary, lm_loss  # noqa: E402
 from musicml.shards import iter_batches, shard_paths  # noqa: E402
 from musicml.train.optim import build_optimizers, lr_multiplier, set_lr  # noqa: E402
 
@@ -117,11 +121,11 @@ class Loop:
     def __init__(self, model, optimizers, device, dtype, compile_):
         self.model, self.optimizers, self.device, self.dtype = model, optimizers, device, dtype
         self.fwd = torch.compile(model) if compile_ else model
-        self.fb, self.opt, self.loss = [], [], float("nan")
+        self.fb, self.opt, self.cpu, self.loss = [], [], [], float("nan")
 
     def step(self, x, y, record: bool) -> None:
         _sync(self.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with autocast(self.device, self.dtype):
             loss = self.fwd(x, y)
         loss.backward()
@@ -131,15 +135,18 @@ class Loop:
             opt.step()
         self.model.zero_grad(set_to_none=True)
         _sync(self.device)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         self.loss = loss.item()
         if record:
             self.fb.append(t1 - t0)
             self.opt.append(t2 - t1)
+            self.cpu.append(c2 - c0)
 
     def summary(self, tokens: int) -> dict:
         fb, opt = statistics.median(self.fb), statistics.median(self.opt)
+        cpu = statistics.median(self.cpu)
         return {"tokens_per_s": tokens / (fb + opt), "step_s": fb + opt, "fwd_bwd_s": fb,
+                "step_cpu_s": cpu, "tokens_per_cpu_s": tokens / cpu,
                 "optimizer_s": opt, "fwd_bwd_tokens_per_s": tokens / fb, "final_loss": self.loss}
 
 
@@ -168,6 +175,7 @@ def bench_depth(depth, args, device, dtype, compile_):
         "project": p, "reference": r,
         "ratio_project_over_reference": p["tokens_per_s"] / r["tokens_per_s"],
         "ratio_fwd_bwd_only": p["fwd_bwd_tokens_per_s"] / r["fwd_bwd_tokens_per_s"],
+        "ratio_cpu_time": p["tokens_per_cpu_s"] / r["tokens_per_cpu_s"],
     }
     peak = peak_flops(device)
     if peak:
@@ -192,68 +200,123 @@ def load_data(path: Path, corpus: Path) -> Path | None:
     return path
 
 
+class GeluMLP(MLP):
+    """The project's MLP with GELU instead of ReLU² (ablation)."""
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class NoQKNormAttention(CausalSelfAttention):
+    """The project's attention with rotary but without QK norm (ablation)."""
+
+    def rotate_and_norm(self, qk, cos, sin):
+        return apply_rotary(qk, cos, sin)
+
+
+def project_model(cfg: dict, *, mlp: type | None = None, attn: type | None = None) -> nn.Module:
+    """The project's GPT, with its MLP or attention class swapped for an ablation subclass (same
+    parameters, same init)."""
+    model = build_model("gpt", cfg)
+    for block in model.blocks:
+        if mlp is not None:
+            block.mlp.__class__ = mlp
+        if attn is not None:
+            block.attn.__class__ = attn
+    return model
+
+
+def ablations(device) -> dict:
+    """name: (cfg -> model, model -> optimizers). Each differs from ``project`` in one part."""
+    ref = lambda c: RefGPT(c["vocab_size"], c["seq_len"], c["n_layer"], c["n_embd"], c["n_head"])  # noqa: E731
+    return {
+        "project": (project_model, build_optimizers),
+        "project_adamw": (project_model, adamw_optimizers),
+        "project_no_qk_norm": (lambda c: project_model(c, attn=NoQKNormAttention), build_optimizers),
+        "project_gelu": (lambda c: project_model(c, mlp=GeluMLP), build_optimizers),
+        "project_no_softcap": (lambda c: project_model({**c, "softcap": 0.0}), build_optimizers),
+        "reference": (ref, lambda m: reference_optimizers(m, device)),
+    }
+
+
+def _spread(values: list[float]) -> dict:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 4), "sd": round(sd, 4),
+            "min": round(min(values), 4), "max": round(max(values), 4)}
+
+
 def quality(args, device, dtype) -> dict:
-    """Every variant: ``quality_steps`` steps on the same real batches with the same schedule,
-    then val bpb on the same valid tokens; with the median step time."""
+    """Every ablation variant, every seed: ``quality_steps`` steps on the same real batches with
+    the same schedule, then val bpb on the same valid tokens; the median step time of each
+    variant over all its seeds (all runs step in lockstep, so each sees the same load)."""
     info = json.loads((args.data / "data.json").read_text())
     tb = np.load(args.data / "token_bytes.npy", allow_pickle=False)
     shards = args.data / "shards"
     train_paths, val_paths = shard_paths(shards, "train"), shard_paths(shards, "valid")
-    vocab, T, B = len(tb), args.seq_len, args.batch
+    vocab, T, B, steps = len(tb), args.seq_len, args.batch, args.quality_steps
     cfg = model_config("gpt", vocab, T, depth=args.quality_depth)
-    variants = {  # name: (optimizers, share of the steps)
-        "project": (build_optimizers, 1.0),
-        "project_adamw": (adamw_optimizers, 1.0),
-        "project_half_tokens": (build_optimizers, 0.5),
-        "reference": (lambda m: reference_optimizers(m, device), 1.0),
-    }
-    out = {"data": str(args.data), "corpus": info.get("corpus"), "vocab_size": vocab,
-           "depth": args.quality_depth, "seq_len": T, "batch": B, "steps": args.quality_steps,
-           "tokens": args.quality_steps * B * T, "val_tokens": args.eval_tokens, "variants": {}}
-    runs = {}
-    for name, (make_opts, share) in variants.items():
-        torch.manual_seed(0)
-        model = (build_model("gpt", cfg) if name != "reference" else
-                 RefGPT(vocab, T, cfg["n_layer"], cfg["n_embd"], cfg["n_head"])).to(device)
-        runs[name] = {"model": model, "opts": make_opts(model), "times": [], "loss": float("nan"),
-                      "steps": max(1, round(share * args.quality_steps)),
-                      "batches": iter_batches(train_paths, B, T, device=device)}
-    # in lockstep, one step of each variant in turn: all see the same machine load
-    for step in range(args.quality_steps):
-        for run in runs.values():
-            if step >= run["steps"]:
-                continue
+    stream = iter_batches(train_paths, B, T, device=device)
+    batches = [next(stream)[:2] for _ in range(steps)]  # the same batches for every run
+    runs = []
+    for name, (make_model, make_opts) in ablations(device).items():
+        for seed in range(args.seeds):
+            torch.manual_seed(seed)
+            model = make_model(cfg).to(device)
+            runs.append({"name": name, "seed": seed, "model": model, "opts": make_opts(model),
+                         "times": [], "cpu": []})
+    for step, (x, y) in enumerate(batches):
+        for run in runs:  # one step of each run in turn
             model, opts = run["model"], run["opts"]
-            x, y, _ = next(run["batches"])
-            set_lr(opts, lr_multiplier(step, run["steps"]), step)
+            set_lr(opts, lr_multiplier(step, steps), step)
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with autocast(device, dtype):
-                loss_t = model(x, y)
-            loss_t.backward()
+                loss = model(x, y)
+            loss.backward()
             for opt in opts:
                 opt.step()
             model.zero_grad(set_to_none=True)
             _sync(device)
-            run["times"].append(time.perf_counter() - t0)
-            run["loss"] = loss_t.item()
-    for name, run in runs.items():
+            if step > 0:
+                run["times"].append(time.perf_counter() - t0)
+                run["cpu"].append(time.process_time() - c0)
+    by_name: dict[str, dict] = {}
+    for run in runs:
         bpb = bits_per_byte(run["model"], val_paths, torch.as_tensor(tb, device=device), seq_len=T,
                             batch_size=B, max_tokens=args.eval_tokens, device=device, dtype=dtype)
-        step_s = statistics.median(run["times"][1:] or run["times"])
-        out["variants"][name] = {"steps": run["steps"], "tokens": run["steps"] * B * T,
-                                 "val_bpb": round(bpb, 4), "final_train_loss": round(run["loss"], 4),
-                                 "step_s_median": round(step_s, 4),
-                                 "tokens_per_s": round(B * T / step_s)}
-    del runs
-    v = out["variants"]
-    out["tokens_per_s_ratio_project_over_reference"] = round(
-        v["project"]["tokens_per_s"] / v["reference"]["tokens_per_s"], 3)
-    out["val_bpb_gain_project_over_reference"] = round(
-        v["reference"]["val_bpb"] - v["project"]["val_bpb"], 4)
-    out["val_bpb_gain_muon_over_adamw"] = round(
-        v["project_adamw"]["val_bpb"] - v["project"]["val_bpb"], 4)
-    return out
+        v = by_name.setdefault(run["name"], {"val_bpb_per_seed": [], "times": [], "cpu": []})
+        v["val_bpb_per_seed"].append(round(bpb, 4))
+        v["times"] += run["times"]
+        v["cpu"] += run["cpu"]
+        run.clear()
+    p = by_name["project"]["val_bpb_per_seed"]
+    variants = {}
+    for name, v in by_name.items():
+        step_s = statistics.median(v["times"]) if v["times"] else float("nan")
+        cpu_s = statistics.median(v["cpu"]) if v["cpu"] else float("nan")
+        bpb = v["val_bpb_per_seed"]
+        row = {"val_bpb": _spread(bpb), "val_bpb_per_seed": bpb,
+               "step_s_median": round(step_s, 4), "tokens_per_s": round(B * T / step_s),
+               "tokens_per_cpu_s": round(B * T / cpu_s)}
+        if name != "project":  # the difference to the project and its standard error over seeds
+            row["val_bpb_minus_project"] = round(statistics.fmean(bpb) - statistics.fmean(p), 4)
+            if len(bpb) > 1:
+                se = math.sqrt(statistics.variance(bpb) / len(bpb) + statistics.variance(p) / len(p))
+                row["difference_se"] = round(se, 4)
+        variants[name] = row
+    project_tps = variants["project"]["tokens_per_s"]
+    project_cpu = variants["project"]["tokens_per_cpu_s"]
+    for row in variants.values():
+        row["speed_over_project"] = round(row["tokens_per_s"] / project_tps, 3)
+        row["cpu_speed_over_project"] = round(row["tokens_per_cpu_s"] / project_cpu, 3)
+    return {"data": str(args.data), "corpus": info.get("corpus"), "vocab_size": vocab,
+            "depth": args.quality_depth, "seq_len": T, "batch": B, "steps": steps,
+            "tokens": steps * B * T, "seeds": args.seeds, "val_tokens": args.eval_tokens,
+            "tokens_per_s_ratio_project_over_reference": round(
+                project_tps / variants["reference"]["tokens_per_s"], 3),
+            "tokens_per_cpu_s_ratio_project_over_reference": round(
+                project_cpu / variants["reference"]["tokens_per_cpu_s"], 3),
+            "variants": variants}
 
 
 def main() -> None:
@@ -272,8 +335,9 @@ def main() -> None:
                    help="prebuilt shards for the quality runs (bench_time_to_target.py --build-only)")
     p.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "alphatex")
     p.add_argument("--quality-steps", type=int, default=None,
-                   help="steps per variant at equal tokens (default 100 CPU, 0 CUDA); 0 skips")
+                   help="steps per variant at equal tokens (default 60 CPU, 0 CUDA); 0 skips")
     p.add_argument("--quality-depth", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per quality variant")
     p.add_argument("--eval-tokens", type=int, default=2**14, help="val target tokens for bpb")
     args = p.parse_args()
     if args.threads:
@@ -291,7 +355,7 @@ def main() -> None:
     dtype = autocast_dtype(device)
     results = [bench_depth(d, args, device, dtype, compile_) for d in args.depths]
     if args.quality_steps is None:
-        args.quality_steps = 0 if cuda else 100
+        args.quality_steps = 0 if cuda else 60
     quality_out: dict | None = None
     if args.quality_steps > 0:
         args.data = load_data(args.data, args.corpus)

@@ -14,7 +14,12 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 DEFAULT_EXPERIMENT = "musicml"
-EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"  # the UI's model-training view
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"  # "Machine learning"
+# MLflow 3.x's UI picks its view from the page address (`?workflowType=`), else from the browser's
+# last choice in the sidebar switch (localStorage `mlflow.workflowType`, default `genai`), not from
+# the experiment's kind tag: links into the UI carry this query to open the model-training view
+UI_VIEW_QUERY = "workflowType=machine_learning"
+UI_URL = "http://127.0.0.1:5000"  # `mlflow ui` on its default address
 SYSTEM_METRICS_INTERVAL_S = 10.0  # seconds between system-metric samples of a training run
 logging.getLogger("alembic").setLevel(logging.WARNING)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
@@ -63,8 +68,9 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 
 def experiment_id(c: MlflowClient, name: str = DEFAULT_EXPERIMENT) -> str:
-    """The experiment's id, created if missing; tagged so MLflow's UI opens it in its
-    model-training view (an experiment made before the tag existed gets it too)."""
+    """The experiment's id, created if missing; tagged as a model-training experiment (MLflow's
+    ``mlflow.experimentKind``, which spares the UI's "choose a type" prompt; an experiment made
+    before the tag existed gets it too). The view is the link's: :func:`experiment_url`."""
     exp = c.get_experiment_by_name(name)
     if exp:
         if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
@@ -77,8 +83,9 @@ def experiment_id(c: MlflowClient, name: str = DEFAULT_EXPERIMENT) -> str:
 @contextmanager
 def system_metrics(tracking_uri: str, run_id: str, interval_s: float = SYSTEM_METRICS_INTERVAL_S) -> Iterator[bool]:
     """Log MLflow's system metrics (``system/cpu_utilization_percentage``, memory, disk, network,
-    GPU when there is one) to the run every ``interval_s`` seconds for the block; continues the
-    steps of a resumed run. Yields False (and logs nothing) without ``psutil``."""
+    GPU when there is one) to the run every ``interval_s`` seconds for the block, and once more
+    when it ends (so a block shorter than ``interval_s`` has a sample too); continues the steps
+    of a resumed run. Yields False (and logs nothing) without ``psutil``."""
     try:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
     except ImportError as err:  # psutil missing
@@ -92,6 +99,12 @@ def system_metrics(tracking_uri: str, run_id: str, interval_s: float = SYSTEM_ME
         yield True
     finally:
         monitor.finish()
+        try:  # the closing sample: MLflow's monitor logs only at the end of each full interval
+            monitor.collect_metrics()
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+        except Exception as err:  # noqa: BLE001 - a lost sample must not fail the training
+            logging.getLogger(__name__).warning("last system-metrics sample not logged: %s", err)
 
 
 def start_or_resume_run(
@@ -230,4 +243,10 @@ def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
 def run_url(tracking_uri: str, run_id: str, experiment_id_: str | None = None) -> str:
     """Where the run is in the MLflow UI (``mlflow ui`` on its default 127.0.0.1:5000)."""
     exp = experiment_id_ or client(tracking_uri).get_run(run_id).info.experiment_id
-    return f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id}"
+    return f"{UI_URL}/#/experiments/{exp}/runs/{run_id}"
+
+
+def experiment_url(tracking_uri: str, name: str = DEFAULT_EXPERIMENT, ui: str = UI_URL) -> str:
+    """The experiment's page in the MLflow UI at ``ui``, opening on its training runs (the
+    model-training view: :data:`UI_VIEW_QUERY`) whatever the browser chose before."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id(client(tracking_uri), name)}?{UI_VIEW_QUERY}"

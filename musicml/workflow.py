@@ -128,11 +128,50 @@ def split_texts(lake: Lake) -> pl.DataFrame:
 
 
 def tokenizer_step(lake: Lake, config: TokenizerConfig | None = None, **overrides) -> Codec:
-    """Train the tokenizer on the train split only and save it (JSON) under ``tokenizer/``;
-    ``overrides`` are :class:`musicml.tokenizers.TokenizerConfig` fields (``kind="remi"``, ...)."""
+    """Train the tokenizer on the train split only, or keep the saved one (``retrain``, decided
+    on figures: :mod:`musicml.tokenizers.retrain`), and save it (JSON) under ``tokenizer/``; the
+    decision is ``codec.info["retrain"]``. The train split's encodings go to the token cache,
+    where the shards step finds them. ``overrides`` are :class:`TokenizerConfig` fields.
+    Tokenizer steps of one lake take turns (``tokenizer/.lock``): none reads a half-written one."""
+    from musicml.locks import file_lock
+    from musicml.tokenizers import retrain
+
+    cfg = settings.merged(TokenizerConfig, config, overrides)
+    retrain.check_mode(cfg.retrain)
+    with file_lock(lake.path("tokenizer", ".lock")):
+        return _tokenizer_step(lake, cfg)
+
+
+def _tokenizer_step(lake: Lake, cfg: TokenizerConfig) -> Codec:
+    from musicml.shards.cache import CACHE_DIR, TokenCache, doc_keys
+    from musicml.tokenizers import retrain
+
     train = split_texts(lake).filter(pl.col("split") == "train")
-    codec = train_codec(train["text"].to_list(), config, formats=train["format"].to_list(), **overrides)
-    save_codec(codec, lake.dir("tokenizer"))
+    formats, texts = train["format"].to_list(), train["text"].to_list()
+    nbytes = [len(t.encode("utf-8")) for t in texts]
+    keys = doc_keys(formats, texts)
+    cache_dir, tok_dir = lake.path("shards", CACHE_DIR), lake.dir("tokenizer")
+    saved, figures, unreadable = None, None, ""
+    if cfg.retrain != "always" and (tok_dir / "tokenizer_info.json").exists():
+        try:
+            saved = load_codec(tok_dir)
+        except Exception as err:  # noqa: BLE001 (HF tokenizers raises a bare Exception)
+            unreadable = f"the saved tokenizer could not be read ({type(err).__name__}: {err})"
+    if saved is not None:
+        docs, stats = TokenCache(cache_dir, saved.digest).encode(saved, formats, texts, keys)
+        figures = {**retrain.measure(saved, formats, nbytes, docs), "cache": stats.to_dict()}
+    decision = retrain.decide(cfg, saved.info if saved is not None else None, figures)
+    if unreadable:
+        decision.reason = unreadable
+    if decision.keep:
+        codec = saved
+    else:
+        codec = train_codec(texts, cfg, formats=formats)
+        docs, _ = TokenCache(cache_dir, codec.digest).encode(codec, formats, texts, keys)
+        own = retrain.measure(codec, formats, nbytes, docs)
+        codec.info.update({"config": retrain.training_settings(cfg), "bytes_per_token": own["bytes_per_token"]})
+    codec.info["retrain"] = decision.to_dict()
+    save_codec(codec, tok_dir)
     return codec
 
 
@@ -145,7 +184,14 @@ def shards_step(lake: Lake, config: ShardsConfig | None = None, **overrides) -> 
     rows = split_texts(lake)
     if not augment_eval_splits:
         rows = rows.filter((pl.col("split") == "train") | (pl.col("shift") == 0))
-    ids = codec.encode_documents(rows["format"].to_list(), rows["text"].to_list())
+    formats, texts = rows["format"].to_list(), rows["text"].to_list()
+    cache_stats = None
+    if cfg.cache_tokens:  # only documents whose text is new to this tokenizer are encoded
+        from musicml.shards.cache import CACHE_DIR, TokenCache
+
+        ids, cache_stats = TokenCache(lake.path("shards", CACHE_DIR), codec.digest).encode(codec, formats, texts)
+    else:
+        ids = codec.encode_documents(formats, texts)
     docs: dict[str, list[shards.Doc]] = {"train": [], "valid": [], "test": []}
     no_events = 0
     for (aug_id, work_id, fmt, shift, split), toks in zip(
@@ -167,6 +213,7 @@ def shards_step(lake: Lake, config: ShardsConfig | None = None, **overrides) -> 
         schema={"split": pl.String, "file": pl.String, "rows": pl.Int64, "tokens": pl.Int64, "sha256": pl.String},
     )
     write_parquet(shard_dir / "shards.parquet", table)
+    manifest["token_cache"] = cache_stats.to_dict() if cache_stats else None  # returned, not in manifest.json
     manifest["catalog_views"] = catalog.refresh(lake)
     return manifest
 
@@ -187,7 +234,9 @@ def open_run_dir(lake: Lake, name: str, fresh: bool = False) -> tuple[Path, Path
 
 def run_name(cfg, data_digest: str) -> str:
     """Folder name of a training run: same data and config (time budget aside) → same run, resumable."""
-    key = {k: v for k, v in cfg.to_dict().items() if k != "time_budget_s"}
+    # warm_start "none" (the default) leaves the name as it was before that setting existed
+    key = {k: v for k, v in cfg.to_dict().items()
+           if k != "time_budget_s" and not (k == "warm_start" and v == "none")}
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.family}-{data_digest[:8]}-{h}"
 
@@ -245,7 +294,25 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
                experiment: str = tracking.DEFAULT_EXPERIMENT, launcher: Launcher | None = None,
                fresh: bool = False) -> TrainingRun:
     """Train on the current shards with one MLflow run (resumed if this exact run was cut off).
-    ``family="fractal"`` trains on the piano rolls instead (:mod:`musicml.pianorolls.steps`)."""
+    ``family="fractal"`` trains on the piano rolls instead (:mod:`musicml.pianorolls.steps`).
+
+    Trainings of one lake take turns (``<lake>/train.lock``): two materializations at once (two
+    Dagster homes) would otherwise train one run in one folder together, each with its own
+    MLflow run; the second now resumes the first's finished run."""
+    import logging
+
+    from musicml.locks import file_lock
+
+    def waiting() -> None:
+        logging.getLogger(__name__).warning("another training of this lake is running: waiting for it")
+
+    with file_lock(lake.path("train.lock"), waiting):
+        return _train_step(lake, cfg, tracking_uri=tracking_uri, tags=tags, experiment=experiment,
+                           launcher=launcher, fresh=fresh)
+
+
+def _train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | None,
+                experiment: str, launcher: Launcher | None, fresh: bool) -> TrainingRun:
     if cfg.family == "fractal":  # in this process: the Pipes launcher runs the token loop
         from musicml.pianorolls.steps import fractal_train_step
 
@@ -277,6 +344,9 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
         state["dataset_logged"] = True
         write_json(state_path, state)
     automation.record_works(lake, run_dir)  # what new_works_sensor counts new works against
+    if getattr(cfg, "warm_start", "none") != "none":
+        write_json(run_dir / "warm_start.json", resolve_warm_start(lake, cfg, codec.digest, manifest, run_dir,
+                                                                  tracking_uri=tracking_uri))
     launch = launcher or inprocess_launcher()
     try:
         result = launch(cfg, shard_dir, run_dir, codec.bos_id, lake.path("tokenizer", "token_bytes.npy"),
@@ -285,15 +355,56 @@ def train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, str] | Non
         tracking.end_run(tracking_uri, run_id, "KILLED")  # resumable: checkpoints stay in run_dir
         raise
     tracking.log_artifacts(tracking_uri, run_id, [Path(result["checkpoint"])], "checkpoints")
+    tracking.log_params(tracking_uri, run_id, {"warm_started_from": result.get("warm_started_from") or "none"})
     tracking.end_run(tracking_uri, run_id)
     record = {**state, "checkpoint": result["checkpoint"], "result": result, "train_config": cfg.to_dict(),
-              "run_dir": str(run_dir), "data_digest": manifest["digest"]}
+              "run_dir": str(run_dir), "data_digest": manifest["digest"], "tokenizer_digest": codec.digest}
     write_json(state_path, record)
     write_json(lake.path("models", "latest.json"), record)
     curve = loss_curve(tracking_uri, run_id, run_dir / "loss_curve.png")
     if curve:
         tracking.log_artifacts(tracking_uri, run_id, [curve], "plots")
     return TrainingRun(name, run_dir, run_id, result, result["checkpoint"])
+
+
+def resolve_warm_start(lake: Lake, cfg, tokenizer_digest: str, manifest: dict, run_dir: Path, *,
+                       tracking_uri: str) -> dict:
+    """The checkpoint ``cfg.warm_start`` names, for the loop (``run_dir/warm_start.json``):
+    ``{"source", "checkpoint"}``, or ``{"source", "reason"}`` when there is none or it was
+    trained with another tokenizer (the loop checks the family and parameter shapes)."""
+    from musicml import checkpoint as ckpt
+    from musicml import registry
+
+    source = cfg.warm_start
+    if ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
+        return {"source": source, "reason": "the run resumes from its own checkpoint"}
+    if source == "latest":
+        path = lake.path("models", "latest.json")
+        if not path.is_file():
+            return {"source": source, "reason": f"no finished training to start from ({path} missing)"}
+        record = read_json(path)
+        if Path(record.get("run_dir", "")) == Path(run_dir):
+            return {"source": source, "reason": "the latest training is this run"}
+        theirs = record.get("tokenizer_digest") or tracking.client(tracking_uri).get_run(
+            record["mlflow_run_id"]).data.tags.get("tokenizer_digest", "")
+        checkpoint, label = record.get("checkpoint", ""), f"run {record.get('name', '?')}"
+    elif source == "champion":
+        name = registry.modality_name(manifest.get("formats") or ["abc"], cfg.family)
+        uri = f"models:/{name}@{registry.CHAMPION}"
+        try:
+            path, tok = registry.resolve_model(uri, tracking_uri, run_dir / "warm_start_model")
+        except FileNotFoundError as err:
+            return {"source": source, "reason": f"no champion to start from: {err}"}
+        theirs = read_json(tok / "tokenizer_info.json").get("digest", "") if tok else ""
+        checkpoint, label = str(path), uri
+    else:
+        from musicml.train.config import WARM_START_CHOICES
+
+        raise ValueError(f"unknown warm_start {source!r}; choose one of {WARM_START_CHOICES}")
+    if theirs != tokenizer_digest:
+        return {"source": source, "reason": f"{label} was trained with tokenizer {theirs[:12] or '?'}, "
+                                            f"this run uses {tokenizer_digest[:12]}"}
+    return {"source": source, "checkpoint": checkpoint, "from": label}
 
 
 def latest_run(lake: Lake) -> dict:

@@ -111,6 +111,23 @@ def test_trains_from_a_lake_into_a_run_folder_the_same_command_finds_again(lake,
     assert again["checkpoint"] == result["checkpoint"]
 
 
+def test_warm_start_latest_from_the_command_line(lake, capsys) -> None:
+    base = ["--lake", str(lake.root), "--preset", "cpu", *TINY, "--eval-every", "0", "--checkpoint-every", "0"]
+    assert main([*base, "--max-steps", "3"]) == 0
+    source = json.loads(capsys.readouterr().out.splitlines()[-1])["result"]
+    info = read_json(lake.path("tokenizer", "tokenizer_info.json"))
+    latest = {"run_dir": str(Path(source["checkpoint"]).parents[1]), "checkpoint": source["checkpoint"],
+              "tokenizer_digest": info["digest"], "name": "source"}  # as train_step records a finished run
+    lake.path("models", "latest.json").write_text(json.dumps(latest))
+    try:
+        assert main([*base, "--max-steps", "2", "--warm-start", "latest"]) == 0
+        result = json.loads(capsys.readouterr().out.splitlines()[-1])["result"]
+    finally:
+        lake.path("models", "latest.json").unlink()
+    assert result["warm_started_from"] == source["checkpoint"] and result["steps"] == 2
+    assert Path(result["checkpoint"]).parents[1] != Path(source["checkpoint"]).parents[1]  # its own run
+
+
 def test_module_command_works_as_written(lake, tmp_path) -> None:
     """The README's form, in a fresh process: ``python -m musicml.train --lake DIR --preset cpu ...``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

@@ -489,10 +489,11 @@ def _tabulate(digest: str, rel: str, fmt: str, parsed: ParsedFile) -> _Parsed:
     pieces, notes = [], []
     for p in parsed.pieces:
         pid = piece_id(digest, p.index)
+        columns = getattr(p, "columns", None)  # MIDI pieces carry their score's note columns
         pieces.append({"piece_id": pid, "content_hash": digest, "path": rel, "format": fmt, "index": p.index,
                        "line": p.line, "title": p.title, "text": p.text,
-                       "text_bytes": len(p.text.encode("utf-8")), **piece_stats(p.score)})
-        notes.append((pid, note_arrays(p.score)))
+                       "text_bytes": len(p.text.encode("utf-8")), **piece_stats(p.score, columns)})
+        notes.append((pid, note_arrays(p.score, columns)))
     return _Parsed(digest, rel, fmt, pieces, notes)
 
 

@@ -11,6 +11,8 @@ import polars as pl
 import pyarrow as pa
 import symusic
 
+from musicml.formats.midi.columns import NoteColumns, note_columns
+
 TPQ = 24
 
 NOTE_SCHEMA: dict[str, pl.DataType] = {
@@ -27,8 +29,36 @@ _DTYPES = {"track": np.int16, "program": np.int16, "is_drum": bool, "onset": np.
            "pitch": np.int16, "velocity": np.int16}  # NOTE_SCHEMA's columns but piece_id, in numpy
 
 
-def note_arrays(score: symusic.Score) -> dict[str, np.ndarray]:
-    """Columns of ``NOTE_SCHEMA`` (without ``piece_id``) as numpy arrays, unsorted."""
+def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, np.ndarray]:
+    """Columns of ``NOTE_SCHEMA`` (without ``piece_id``) as numpy arrays, unsorted: the notes as
+    ``score.resample(tpq=TPQ, min_dur=1)`` gives them. ``columns``: the score's
+    :func:`~musicml.formats.midi.columns.note_columns` where the caller has them (the arrays
+    returned may then be theirs: not to be changed in place)."""
+    if score.ttype != symusic.TimeUnit.tick:  # resample converts these to ticks on its own
+        return _note_arrays_resampled(score)
+    c = note_columns(score) if columns is None else columns
+    if c.tpq == TPQ:
+        onset, duration = c.time, c.duration
+    else:  # symusic's resample: std::round(tpq_new / tpq_old * t), durations at least min_dur
+        scale = TPQ / c.tpq
+        onset = _round_half_away(c.time * scale)
+        duration = np.maximum(_round_half_away(c.duration * scale), 1)
+        if len(onset) and max(int(onset.max()), int(duration.max())) > 2**31 - 1:
+            raise OverflowError("symusic::resample: time after resample is out of int32 range")
+    return {"track": c.track.astype(np.int16), "program": c.programs[c.track], "is_drum": c.drums[c.track],
+            "onset": onset, "duration": duration, "pitch": c.pitch, "velocity": c.velocity}
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """``std::round`` (half away from zero) of float64 values, as int64."""
+    a = np.abs(x)
+    r = np.floor(a)
+    r += (a - r) >= 0.5
+    return np.copysign(r, x).astype(np.int64)
+
+
+def _note_arrays_resampled(score: symusic.Score) -> dict[str, np.ndarray]:
+    """:func:`note_arrays` through ``Score.resample``, for scores not in ticks."""
     score = score.resample(tpq=TPQ, min_dur=1) if score.ticks_per_quarter != TPQ else score
     cols: dict[str, list[np.ndarray]] = {k: [] for k in NOTE_SCHEMA if k != "piece_id"}
     for t, track in enumerate(score.tracks):
@@ -61,11 +91,6 @@ def notes_frame_from_arrays(parts: list[tuple[str, dict[str, np.ndarray]]]) -> p
     return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"])
 
 
-def _sorted_notes(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    order = np.lexsort((a["track"], a["pitch"], a["onset"]))
-    return {k: v[order] for k, v in a.items()}
-
-
 def piece_order(piece_ids: pl.Series) -> np.ndarray:
     """Row indices that order a note table whose pieces' rows come together, each sorted by
     onset, pitch, track (as :func:`notes_arrow` writes them), by piece id: the order of
@@ -82,14 +107,47 @@ def piece_order(piece_ids: pl.Series) -> np.ndarray:
 def notes_arrow(parts: list[tuple[str, dict[str, np.ndarray]]]) -> pa.Table:
     """The rows of ``NOTE_SCHEMA`` for ``(piece_id, note_arrays(score))`` pairs as an Arrow table:
     each piece's rows together, in the given order, sorted by onset, pitch, track (cheap to
-    build: no Python object per note)."""
-    parts = [(pid, _sorted_notes(a)) for pid, a in parts]
-    n = [len(a["pitch"]) for _, a in parts]
+    build: one sort of the whole batch, no Python object per note)."""
+    n = np.array([len(a["pitch"]) for _, a in parts], dtype=np.int64)
     cols = {k: np.concatenate([a[k] for _, a in parts]) if parts else np.zeros(0, dtype=_DTYPES[k])
             for k in _DTYPES}
-    ids = pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(parts), dtype=np.int32), n)),
-                                         pa.array([pid for pid, _ in parts], type=pa.string())).cast(pa.string())
-    return pa.table({"piece_id": ids, **{k: pa.array(cols[k]) for k in _DTYPES}})
+    piece = np.repeat(np.arange(len(parts), dtype=np.int64), n)
+    order = _batch_order(piece, cols["onset"], cols["pitch"], cols["track"])
+    cols = {k: v[order] for k, v in cols.items()}
+    return pa.table({"piece_id": _repeated_strings([pid for pid, _ in parts], n), **{k: pa.array(v) for k, v in cols.items()}})
+
+
+def _batch_order(piece: np.ndarray, onset: np.ndarray, pitch: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """``np.lexsort((track, pitch, onset, piece))``: one sort of a packed int64 key (the row
+    index in its low bits keeps ties in order) when the key fits, else ``lexsort``."""
+    if not len(piece):
+        return np.zeros(0, dtype=np.int64)
+    lo, span = int(onset.min()), int(onset.max()) - int(onset.min()) + 1
+    p_lo, p_span = int(pitch.min()), int(pitch.max()) - int(pitch.min()) + 1
+    t_lo, t_span = int(track.min()), int(track.max()) - int(track.min()) + 1
+    bits = len(piece).bit_length()
+    if (int(piece.max() + 1) * span * p_span * t_span).bit_length() + bits > 62:
+        return np.lexsort((track, pitch, onset, piece))
+    key = piece * (span * p_span * t_span << bits)
+    key += (onset - lo) * (p_span * t_span << bits)
+    key += (pitch.astype(np.int64) - p_lo) * (t_span << bits)
+    key += (track.astype(np.int64) - t_lo) << bits
+    key += np.arange(len(piece), dtype=np.int64)
+    key.sort(kind="stable")  # timsort: each piece's tracks are runs already in time order
+    return key & ((1 << bits) - 1)
+
+
+def _repeated_strings(values: list[str], counts: np.ndarray) -> pa.Array:
+    """A string array holding ``values[i]`` ``counts[i]`` times, in order."""
+    total = int(counts.sum())
+    encoded = [v.encode("utf-8") for v in values]
+    width = len(encoded[0]) if encoded else 0
+    if not width or any(len(e) != width for e in encoded) or total * width >= 2**31:  # through a dictionary
+        return pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(values), dtype=np.int32), counts)),
+                                              pa.array(values, type=pa.string())).cast(pa.string())
+    data = b"".join(e * c for e, c in zip(encoded, counts.tolist()))
+    offsets = np.arange(0, (total + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:
@@ -97,16 +155,22 @@ def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:
     return notes_frame([(piece_id, score)])
 
 
-def piece_stats(score: symusic.Score) -> dict[str, float | int | str | None]:
-    """Summary figures of a score for the pieces table and the UI."""
-    pitched = [t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum and len(t.notes)]
-    pitches = np.concatenate(pitched) if pitched else np.zeros(0, dtype=np.int16)
+def piece_stats(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, float | int | str | None]:
+    """Summary figures of a score for the pieces table and the UI (``columns`` as in
+    :func:`note_arrays`)."""
+    if columns is None:
+        pitched = [t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum and len(t.notes)]
+        pitches = np.concatenate(pitched) if pitched else np.zeros(0, dtype=np.int16)
+        n_tracks = sum(1 for t in score.tracks if len(t.notes))
+    else:
+        pitches = columns.pitch[~columns.drums[columns.track]] if columns.drums.any() else columns.pitch
+        n_tracks = int(np.count_nonzero(columns.counts))
     quarters = score.end() / max(score.ticks_per_quarter, 1)
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
     ts = score.time_signatures[0] if len(score.time_signatures) else None
     return {
         "n_notes": int(score.note_num()),
-        "n_tracks": int(sum(1 for t in score.tracks if len(t.notes))),
+        "n_tracks": int(n_tracks),
         "quarters": float(quarters),
         "seconds": float(quarters * 60.0 / tempo) if tempo > 0 else None,
         "min_pitch": int(pitches.min()) if len(pitches) else None,

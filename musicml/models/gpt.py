@@ -55,17 +55,87 @@ class GPTConfig:
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
-    """RMSNorm without learnable parameters (F.rms_norm's math and eps, written out: faster on
-    CPU, fused by torch.compile on GPU)."""
-    return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + torch.finfo(x.dtype).eps)
+    """RMSNorm without learnable parameters: ``x / sqrt(mean(x²) + eps)``, eps of the dtype
+    (F.rms_norm's math), with a hand-written backward (half the time of autograd's on CPU)."""
+    return _RMSNorm.apply(x)
+
+
+class _RMSNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.size(-1))
+        r = torch.rsqrt(ms.add_(torch.finfo(x.dtype).eps))
+        y = x * r
+        ctx.save_for_backward(y, r)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        y, r = ctx.saved_tensors  # dx = r * (dy - y * mean(dy * y))
+        return torch.addcmul(dy, y, (dy * y).mean(-1, keepdim=True), value=-1).mul_(r)
+
+
+def relu_squared(x: torch.Tensor) -> torch.Tensor:
+    """``relu(x)²`` with the backward as one product, ``2 relu(x) dy``."""
+    return _ReluSquared.apply(x)
+
+
+class _ReluSquared(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        r = torch.relu(x)
+        ctx.save_for_backward(r)
+        return r.square()
+
+    @staticmethod
+    def backward(ctx, dy):
+        (r,) = ctx.saved_tensors
+        return (dy * r).mul_(2)
+
+
+def softcap_head(h: torch.Tensor, weight: torch.Tensor, cap: float) -> torch.Tensor:
+    """Logits ``cap * tanh(h @ weight.T / cap)`` in float32, fused: the 1/cap scales the (small)
+    weight instead of the (large) logits, and the backward is one ``1 - tanh²`` pass before the
+    two matmuls. Under autocast the matmuls run in its dtype, as ``F.linear``'s would."""
+    return _SoftcapHead.apply(h, weight, cap)
+
+
+class _SoftcapHead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, cap):
+        u = F.linear(h, weight / cap)
+        t = u.float().tanh_() if u.dtype != torch.float32 else u.tanh_()
+        ctx.save_for_backward(h, weight, t)
+        ctx.mm_dtype = u.dtype
+        return t * cap
+
+    @staticmethod
+    def backward(ctx, dz):
+        h, weight, t = ctx.saved_tensors
+        g = torch.ops.aten.tanh_backward(dz, t).to(ctx.mm_dtype)  # d/du cap tanh(u) = 1 - tanh²
+        dh = (g @ weight.to(ctx.mm_dtype)).to(h.dtype)
+        dw = g.reshape(-1, g.size(-1)).mT @ h.reshape(-1, h.size(-1)).to(ctx.mm_dtype)
+        return dh, dw.to(weight.dtype), None
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (first half, second half) of the head dimension. x: (B, T, H, D); cos, sin
     from :func:`rotary_tables` (full width). With x = [x1, x2] this is
     [x1 cos + x2 sin, x2 cos - x1 sin], written as three ops: x * [cos, cos] + [x2, x1] *
-    [sin, -sin]."""
-    return torch.addcmul(x * cos.to(x.dtype), x.roll(x.shape[-1] // 2, dims=-1), sin.to(x.dtype))
+    [sin, -sin]; the backward is the inverse rotation, three ops too."""
+    return _Rotary.apply(x, cos.to(x.dtype), sin.to(x.dtype))
+
+
+class _Rotary(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
+
+    @staticmethod
+    def backward(ctx, dy):
+        cos, sin = ctx.saved_tensors
+        return torch.addcmul(dy * cos, dy.roll(dy.shape[-1] // 2, dims=-1), sin, value=-1), None, None
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,16 +183,20 @@ class CausalSelfAttention(nn.Module):
         self.c_v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
+    def rotate_and_norm(self, qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding and QK norm of q and k together: (B, T, 2H, D)."""
+        return norm(apply_rotary(qk, cos, sin))
+
     def forward(self, x, cos, sin, cache: KVCache | None):
         B, T, C = x.shape
         H, D = self.n_head, self.head_dim
         # q, k, v in one matmul, and rotary + QK norm on q and k together (fewer, larger ops;
         # the same math as three projections)
         w = torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])
-        qkv = F.linear(x, w)
-        qk = norm(apply_rotary(qkv[..., :2 * C].view(B, T, 2 * H, D), cos, sin))
-        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)  # (B, H, T, D)
-        v = qkv[..., 2 * C:].view(B, T, H, D).transpose(1, 2)
+        # (split, not slicing: its backward is one cat instead of zero-filled copies)
+        qk, v = F.linear(x, w).view(B, T, 3 * H, D).split([2 * H, H], dim=2)
+        q, k = self.rotate_and_norm(qk, cos, sin).transpose(1, 2).split(H, dim=1)  # (B, H, T, D)
+        v = v.transpose(1, 2)
         if cache is not None:
             k, v = cache.insert(self.layer_idx, k, v)
         Tq, Tk = q.size(2), k.size(2)
@@ -143,7 +217,7 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=False)
 
     def forward(self, x):
-        return self.c_proj(F.relu(self.c_fc(x)).square())  # ReLU²
+        return self.c_proj(relu_squared(self.c_fc(x)))
 
 
 class Block(nn.Module):
@@ -219,10 +293,10 @@ class GPT(nn.Module):
         x = norm(self.wte(idx))
         for block in self.blocks:
             x = block(x, cos, sin, cache)
-        logits = self.lm_head(norm(x)).float()
         if self.config.softcap:
-            cap = self.config.softcap
-            logits = cap * torch.tanh(logits / cap)
+            logits = softcap_head(norm(x), self.lm_head.weight, self.config.softcap)
+        else:
+            logits = self.lm_head(norm(x)).float()
         if targets is None:
             return logits
         return lm_loss(logits, targets, loss_reduction)

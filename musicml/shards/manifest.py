@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from musicml.lake import read_json, sha256_file, write_json, write_parquet
 from musicml.locks import file_lock
+from musicml.shards.cache import list_array
 from musicml.shards.config import ShardsConfig
 
 SHARD_SCHEMA = pa.schema(
@@ -45,7 +47,7 @@ class Doc:
     work_id: str
     format: str
     shift: int
-    tokens: list[int]
+    tokens: Sequence[int]  # a list or an int array
 
 
 def write_shards(
@@ -122,7 +124,7 @@ def _write_generation(docs_by_split: dict[str, list[Doc]], directory: Path, toke
                     "work_id": [d.work_id for d in chunk],
                     "format": [d.format for d in chunk],
                     "shift": [d.shift for d in chunk],
-                    "tokens": [d.tokens for d in chunk],
+                    "tokens": list_array([d.tokens for d in chunk]),
                 },
                 schema=SHARD_SCHEMA,
             )

@@ -80,7 +80,8 @@ class BpeCodec(Codec):
         return bpe.token_bytes(self.tok)
 
     def save(self, directory):
-        paths = bpe.save(self.tok, bpe.TokenizerInfo(**{k: v for k, v in self.info.items() if k != "kind"}), directory)
+        known = set(bpe.TokenizerInfo.__dataclass_fields__)  # info also holds the retrain figures
+        paths = bpe.save(self.tok, bpe.TokenizerInfo(**{k: v for k, v in self.info.items() if k in known}), directory)
         write_json(paths["info"], self.info)
         return paths["tokenizer"]
 
@@ -174,6 +175,13 @@ def load_codec(directory: Path) -> Codec:
 
         return EventCodec.load(directory)
     if info.get("kind", "bpe") == "char":
-        return CharCodec(CharTokenizer.load(directory / "tokenizer.json"), info)
+        tok = CharTokenizer.load(directory / "tokenizer.json")
+        if info.get("digest") and sha256_bytes(json.dumps(tok.to_dict(), sort_keys=True).encode()) != info["digest"]:
+            raise ValueError(f"{directory}: tokenizer.json does not match tokenizer_info.json's digest")
+        return CharCodec(tok, info)
     tok, binfo = bpe.load(directory)
-    return BpeCodec(tok, binfo)
+    if binfo.digest and sha256_bytes(tok.to_str().encode("utf-8")) != binfo.digest:
+        raise ValueError(f"{directory}: tokenizer.json does not match tokenizer_info.json's digest")
+    codec = BpeCodec(tok, binfo)
+    codec.info = {**info, **codec.info}  # with what it was trained with and the retrain decision
+    return codec

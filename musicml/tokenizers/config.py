@@ -15,3 +15,10 @@ class TokenizerConfig:
     pretokenizer: str = "auto"  # bpe only: auto (per format, measured: bpe.PRETOKENIZER_BY_FORMAT) | music | nanochat | bytelevel
     min_frequency: int = 2  # bpe only: a merge needs this many occurrences
     miditok_bpe: bool = False  # event kinds only: learn miditok's BPE (merges within bars) up to vocab_size
+    retrain: str = "auto"  # auto: keep the saved tokenizer when trained with these settings and it still covers the train split (musicml.tokenizers.retrain) | always | never: keep any saved one
+    keep_tolerance: float = 0.05  # auto: kept while every format's bytes per token on the train split is at least (1 - this) x its figure on the tokenizer's own training data
+
+
+# the settings that decide what a training gives (all but the ones that decide whether to train)
+RETRAIN_FIELDS = ("retrain", "keep_tolerance")
+RETRAIN_MODES = ("auto", "always", "never")

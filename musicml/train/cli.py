@@ -86,6 +86,23 @@ def resolve_data(args: argparse.Namespace, cfg: TrainConfig, p: argparse.Argumen
     return {"shards": shard_dir, "bos_id": bos_id, "token_bytes": token_bytes, "out": out}
 
 
+def resolve_warm_start(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> None:
+    """Write ``out/warm_start.json``, the checkpoint ``--warm-start`` names, as ``train_step``
+    does (the loop reads it); from a lake only: with ``--shards`` there is no latest training
+    or champion to look up, and the loop starts fresh saying so."""
+    if cfg.warm_start == "none" or args.shards is not None:
+        return
+    from musicml.lake import Lake, read_json, write_json
+    from musicml.shards import read_manifest
+    from musicml.workflow import resolve_warm_start as resolve
+
+    lake = Lake.from_env(args.lake)
+    digest = read_json(lake.path(*TOKENIZER_INFO)).get("digest", "")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "warm_start.json", resolve(lake, cfg, digest, read_manifest(lake.path("shards")), out,
+                                                tracking_uri=env.tracking_uri() or lake.mlflow_uri))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -111,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(step: int, metrics: dict) -> None:
         print(json.dumps({"step": step, **metrics}), flush=True)
 
+    if rank == 0:
+        resolve_warm_start(args, cfg, data["out"])
     result = train(cfg, data["shards"], data["out"], bos_id=data["bos_id"],
                    token_bytes=np.load(data["token_bytes"], allow_pickle=False), log=log)
     if rank == 0:

@@ -48,6 +48,7 @@ class TrainConfig:
     compile: str = "auto"  # torch.compile: auto (on CUDA) | on | off
     dtype: str = "auto"  # autocast dtype: auto (bf16 on CUDA) | bf16 | fp16 | fp32
     window_docs: int = DEFAULT_WINDOW_DOCS  # packing window in documents (musicml.shards.packing)
+    warm_start: str = "none"  # none | latest (models/latest.json's checkpoint) | champion (the registry's, this modality): initial weights only (not optimizer, not step), when shape and tokenizer match; else fresh, reason logged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"model": {"n_layer": 2, "n_embd": 128, "n_head": 2}},
 }
 PRESET_CHOICES = ("auto", *PRESETS)
+WARM_START_CHOICES = ("none", "latest", "champion")
 
 
 def resolve_preset(preset: str = "auto", device: str = "auto") -> str:

@@ -6,11 +6,13 @@
 What it does, in order: set up DDP when launched by torchrun, pick the device (bf16 autocast,
 TF32 and torch.compile on CUDA), build the model from the registry, build the optimizers
 (Muon + AdamW for GPT), resume from the newest ``out_dir/checkpoints/step_*.pt`` if any
-(model, optimizers, step, data position, RNG states: the loss curve continues), then step:
+(model, optimizers, step, data position, RNG states: the loss curve continues) or, on a fresh
+run with ``warm_start`` set, takes the initial weights of the checkpoint named in
+``out_dir/warm_start.json`` (written by :func:`musicml.workflow.train_step`) when they fit, then step:
 every step takes ``total_batch_tokens`` tokens as ``grad_accum`` micro-batches per rank and
 minimizes the mean loss over all target tokens of the global batch (so the loss does not depend
 on how the batch is split over ranks and micro-batches). Rank 0 logs and checkpoints.
-Each of those is a named phase, a method of ``_Run``: setup, build, resume, wrap, loop
+Each of those is a named phase, a method of ``_Run``: setup, build, resume (or warm_start), wrap, loop
 (train_step, evaluate, checkpoint), finish.
 """
 
@@ -20,6 +22,7 @@ import contextlib
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,8 +49,10 @@ from musicml.lake import write_text
 from musicml.models import build_model
 from musicml.shards import DataPosition, iter_batches, shard_paths
 from musicml.threads import available_cores, oversubscribed
-from musicml.train.config import TrainConfig
+from musicml.train.config import WARM_START_CHOICES, TrainConfig
 from musicml.train.optim import build_optimizers, lr_multiplier, set_lr
+
+WARM_START_FILE = "warm_start.json"  # in out_dir: {"source", "checkpoint"} or {"source", "reason"}
 
 
 @dataclass
@@ -59,6 +64,8 @@ class TrainResult:
     train_loss: float | None
     val_bpb: float | None
     resumed_from_step: int | None
+    warm_started_from: str | None = None  # the checkpoint whose weights the run started from
+    warm_start_note: str | None = None  # what warm_start did, or why the run started fresh
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +107,24 @@ def _truncate_log(path: Path, step: int) -> None:
         write_text(path, "".join(kept))
 
 
+def _weights_mismatch(state: dict, family: str, mcfg: dict, own: dict) -> str | None:
+    """Why the weights of checkpoint ``state`` cannot start a ``family`` model of config
+    ``mcfg`` whose state dict is ``own`` (None: they can)."""
+    if state.get("family") != family:
+        return f"the checkpoint is a {state.get('family')!r} model, this run a {family!r} one"
+    theirs = state.get("model_config", {}).get("vocab_size")
+    if theirs != mcfg.get("vocab_size"):
+        return f"the checkpoint's vocabulary has {theirs} tokens, this run's {mcfg.get('vocab_size')}"
+    weights = state.get("model", {})
+    if set(weights) != set(own):
+        return f"the checkpoint's parameters differ ({sorted(set(weights) ^ set(own))[:4]} ...)"
+    diff = [k for k in own if tuple(weights[k].shape) != tuple(own[k].shape)]
+    if diff:
+        return (f"parameter shapes differ: {diff[0]} is {tuple(weights[diff[0]].shape)} in the checkpoint, "
+                f"{tuple(own[diff[0]].shape)} here ({len(diff)} differ)")
+    return None
+
+
 class _Run:
     """One invocation of :func:`train`: its phases as methods (setup, build, resume, wrap, step,
     evaluate, checkpoint, finish), the run's state as attributes."""
@@ -114,10 +139,14 @@ class _Run:
         self.last_val_bpb: float | None = None
         self.train_loss: float | None = None
         self.latest: Path | None = None
+        self.warm_started_from: str | None = None
+        self.warm_start_note: str | None = None
 
     def setup(self, shard_dir: str | Path, out_dir: str | Path, bos_id: int, token_bytes) -> None:
         """DDP, device and its settings, threads, inputs checked, batch geometry."""
         cfg = self.cfg
+        if cfg.warm_start not in WARM_START_CHOICES:
+            raise ValueError(f"unknown warm_start {cfg.warm_start!r}; choose one of {WARM_START_CHOICES}")
         self.rank, self.world_size, self.own_group = _setup_distributed(cfg.device)
         self.master = self.rank == 0
         device = pick_device(cfg.device)
@@ -164,6 +193,7 @@ class _Run:
         latest = ckpt.latest_checkpoint(self.ckpt_dir)
         self.latest = latest
         if latest is None:
+            self.warm_start()
             return
         cfg = self.cfg
         state = ckpt.load(latest, map_location=self.device)
@@ -177,11 +207,41 @@ class _Run:
         self.step, self.tokens_seen = int(state["step"]), int(state["tokens_seen"])
         self.position = DataPosition.from_dict(state["data_position"])
         self.last_val_bpb = state.get("val_bpb")
+        self.warm_started_from = state.get("warm_started_from")
+        self.warm_start_note = state.get("warm_start_note")
         ckpt.set_rng_state(state["rng"])
         self.resumed_from = self.step
         del state
         if self.master:
             _truncate_log(self.out_dir / "log.jsonl", self.step)
+
+    def warm_start(self) -> None:
+        """A fresh run with ``warm_start`` set: the model's weights (only: optimizers and step
+        start fresh) from the checkpoint ``out_dir/warm_start.json`` names, when it holds the
+        same family, vocabulary and parameter shapes; otherwise the run stays fresh, and why is
+        ``warm_start_note`` (logged)."""
+        cfg = self.cfg
+        if cfg.warm_start == "none":
+            return
+        spec_path = self.out_dir / WARM_START_FILE
+        spec = json.loads(spec_path.read_text(encoding="utf-8")) if spec_path.is_file() else {}
+        source = spec.get("source", cfg.warm_start)
+        path = spec.get("checkpoint")
+        if not path:
+            note = spec.get("reason") or f"no {WARM_START_FILE} in {self.out_dir} names a checkpoint"
+        elif not Path(path).is_file():
+            note = f"checkpoint {path} is missing"
+        else:
+            state = ckpt.load(path, map_location=self.device)
+            note = _weights_mismatch(state, cfg.family, self.mcfg, self.model.state_dict())
+            if note is None:
+                self.model.load_state_dict(state["model"])
+                self.warm_started_from = str(path)
+                note = f"weights of {source} checkpoint {path} (step {state.get('step')})"
+            del state
+        self.warm_start_note = note if self.warm_started_from else f"started fresh: {note}"
+        if self.master:
+            print(f"warm_start {cfg.warm_start}: {self.warm_start_note}", file=sys.stderr, flush=True)
 
     def wrap(self) -> None:
         """DDP (averages gradients over ranks) and torch.compile (CUDA) around the model."""
@@ -233,7 +293,8 @@ class _Run:
                 "rng": ckpt.rng_state(), "train_config": cfg.to_dict(),
                 "bos_id": int(self.bos_id), "vocab_size": int(self.vocab_size),
                 "world_size": self.world_size, "train_loss": self.train_loss,
-                "val_bpb": self.last_val_bpb,
+                "val_bpb": self.last_val_bpb, "warm_started_from": self.warm_started_from,
+                "warm_start_note": self.warm_start_note,
             }, path)
             ckpt.prune(self.ckpt_dir, cfg.keep_last)
         return path
@@ -331,7 +392,8 @@ class _Run:
         result = TrainResult(checkpoint=str(ckpt_path), steps=self.step,
                              tokens_seen=self.tokens_seen, elapsed_s=time.time() - self.t_start,
                              train_loss=self.train_loss, val_bpb=self.last_val_bpb,
-                             resumed_from_step=self.resumed_from)
+                             resumed_from_step=self.resumed_from,
+                             warm_started_from=self.warm_started_from, warm_start_note=self.warm_start_note)
         if self.own_group:
             dist.destroy_process_group()
         return result

@@ -28,6 +28,9 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, lake: 
     if len(example):
         ids = codec.encode_documents(example["format"].to_list(), [example["text"][0][:300]])[0][2:]
         preview = " | ".join(codec.decode([i]) for i in ids[:60])
+    decision = info.get("retrain", {})
+    figures = decision.get("figures", {})
+    context.log.info(f"tokenizer {decision.get('action')}: {decision.get('reason')}")
     if config.kind == "bpe" and info["vocab_size"] < config.vocab_size:
         context.log.info(f"vocab shrunk from {config.vocab_size} to {info['vocab_size']} "
                          f"for {info['train_bytes']} train bytes")
@@ -40,6 +43,11 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, lake: 
             "train_docs": info["train_docs"],
             "train_bytes": info["train_bytes"],
             "digest": info["digest"],
+            "retrain": decision.get("action", ""),
+            "retrain_reason": decision.get("reason", ""),
+            "retrain_figures": dg.MetadataValue.json(figures),
+            "bytes_per_token": dg.MetadataValue.json(
+                figures.get("train_split", {}).get("bytes_per_token") or info.get("bytes_per_token", {})),
             "preview_tokens": dg.MetadataValue.text(preview),
             "path": dg.MetadataValue.path(str(lk.path("tokenizer", "tokenizer.json"))),
         }
@@ -70,5 +78,7 @@ def token_shards(context: dg.AssetExecutionContext, config: ShardsConfig, lake: 
             "formats": ", ".join(manifest["formats"]),
             "catalog": dg.MetadataValue.path(str(lk.catalog_path)),
             "catalog_views": ", ".join(manifest["catalog_views"]),
+            **({f"token_cache_{k}": v for k, v in manifest["token_cache"].items()}
+               if manifest.get("token_cache") else {}),
         }
     )

@@ -4,6 +4,7 @@ pieces as the project's MIDI text (:mod:`musicml.formats.midi.text`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import symusic
@@ -11,7 +12,16 @@ import symusic
 from musicml.formats.base import ERROR, Diagnostic, Format, Piece, Reading, ScoreCheck
 from musicml.formats.errors import ScoreError
 from musicml.formats.midi import text as miditext
+from musicml.formats.midi.columns import NoteColumns, note_columns
 from musicml.formats.midi.reader import load_midi
+
+
+@dataclass
+class MidiPiece(Piece):
+    """A MIDI piece with its score's note columns, made once for the text, the note table and
+    the piece statistics (:mod:`musicml.formats.midi.columns`)."""
+
+    columns: NoteColumns | None = field(default=None, compare=False, repr=False)
 
 
 def midi_title(score: symusic.Score, source: str) -> str:
@@ -32,8 +42,10 @@ class MidiFormat(Format):
         score = load_midi(data, source)
         if check:
             check(score, source)
-        text = miditext.encode(score) if grid is None else miditext.encode(score, grid=grid)
-        return Reading([Piece(0, 0, midi_title(score, source), text, score)])
+        columns = note_columns(score)
+        text = miditext.encode(score, columns=columns) if grid is None else miditext.encode(
+            score, grid=grid, columns=columns)
+        return Reading([MidiPiece(0, 0, midi_title(score, source), text, score, columns)])
 
     def to_score(self, text: str, source: str = "<string>") -> symusic.Score:
         """Tolerant: tokens that do not parse are skipped (:meth:`validate` lists them)."""

@@ -76,10 +76,13 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import symusic
 from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from musicml.formats.midi.columns import NoteColumns, note_columns
 
 __all__ = [
     "MidiTextError",
@@ -151,8 +154,8 @@ def velocity_bin_value(velocity: int, bins: int = 8) -> int:
 
 def _round_steps(ticks: np.ndarray, tpq: int, grid: int) -> np.ndarray:
     """floor(t * grid / tpq + 1/2) in exact integer arithmetic."""
-    t = ticks.astype(np.int64)
-    return (2 * t * grid + tpq) // (2 * tpq)
+    t = np.asarray(ticks, dtype=np.int64)
+    return (t * (2 * grid) + tpq) // (2 * tpq)
 
 
 def _round_step(tick: int, tpq: int, grid: int) -> int:
@@ -196,55 +199,14 @@ def _quantized_notes(track, tpq: int, grid: int, velocity_bins: int):
     return on, dur, pitch, vel
 
 
-def _score_notes(score, tpq: int, grid: int, velocity_bins: int, max_tracks: int | None):
-    """The kept tracks' indices, and (onset, duration, pitch, velocity, track) int64 arrays of
-    all their notes, quantized and merged as :func:`_quantized_notes` does, in one pass over every
-    track; ``track`` numbers the kept tracks from 0. Tracks without notes are not kept."""
-    arrays = [tr.notes.numpy() for tr in score.tracks]
-    lens = [len(a["time"]) for a in arrays]
-    e = np.zeros(0, dtype=np.int64)
-    if not sum(lens):
-        return [], (e, e, e, e, e)
-    src = np.repeat(np.arange(len(arrays), dtype=np.int64), lens)
-    time = np.concatenate([a["time"] for a in arrays]).astype(np.int64)
-    end = time + np.maximum(np.concatenate([a["duration"] for a in arrays]).astype(np.int64), 0)
-    on = _round_steps(time, tpq, grid)
-    dur = np.maximum(_round_steps(end, tpq, grid) - on, 1)
-    pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
-    vel = np.clip(np.concatenate([a["velocity"] for a in arrays]).astype(np.int64), 0, 127)
-    ok = (on >= 0) & (pitch >= 0) & (pitch <= 127)
-    idx = np.flatnonzero(ok)
-    order = idx[_sorted_by((pitch[idx], on[idx], src[idx]), (128, int(on.max(initial=0)) + 1, len(arrays)))]
-    on, dur, pitch, vel, src = on[order], dur[order], pitch[order], vel[order], src[order]
-    if len(on) > 1:
-        same = (on[1:] == on[:-1]) & (pitch[1:] == pitch[:-1]) & (src[1:] == src[:-1])
-        if same.any():
-            starts = np.flatnonzero(np.concatenate(([True], ~same)))
-            dur = np.maximum.reduceat(dur, starts)
-            vel = np.maximum.reduceat(vel, starts)
-            on, pitch, src = on[starts], pitch[starts], src[starts]
-    bins = np.minimum(velocity_bins - 1, vel * velocity_bins // 128)
-    vel = np.clip((2 * bins + 1) * 64 // velocity_bins, 1, 127)
-    counts = np.bincount(src, minlength=len(arrays))
-    keep = np.flatnonzero(counts).tolist()
-    if max_tracks is not None and len(keep) > max_tracks:
-        keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
-    remap = np.full(len(arrays), -1, dtype=np.int64)
-    remap[keep] = np.arange(len(keep))
-    tid = remap[src]
-    kept = tid >= 0
-    return keep, (on[kept], dur[kept], pitch[kept], vel[kept], tid[kept])
-
-
 def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
     """Time-signature segments (start step, num, den), each starting on a bar line."""
     segs: list[tuple[int, int, int]] = [(0, 4, 4)]
-    events = sorted(
-        (
-            (_round_step(ts.time, tpq, grid), i, ts.numerator, ts.denominator)
-            for i, ts in enumerate(score.time_signatures)
-        ),
-    )
+    if not len(score.time_signatures):
+        return segs
+    ts = score.time_signatures.numpy()
+    steps = [_round_step(t, tpq, grid) for t in ts["time"].tolist()]
+    events = sorted(zip(steps, range(len(steps)), ts["numerator"].tolist(), ts["denominator"].tolist()))
     for t, _, num, den in events:
         if not _valid_ts(num, den, grid):
             continue
@@ -262,7 +224,9 @@ def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
 
 
 def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
-    """Bar starts up to the bar holding ``last_onset``, then that bar's end; bar -> signature."""
+    """Bar starts up to the bar holding ``last_onset``, then that bar's end; bar -> signature.
+
+    A later ``last_onset`` only adds bars: the bars up to an earlier one stay as they are."""
     starts: list[np.ndarray] = []
     changes: dict[int, tuple[int, int]] = {}
     n = 0
@@ -280,17 +244,18 @@ def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int,
         n += count
         if last:
             break
-    return np.concatenate(starts), changes
+    return starts[0] if len(starts) == 1 else np.concatenate(starts), changes
 
 
 def _tempo_events(score, tpq: int, grid: int) -> list[tuple[int, int]]:
+    """(grid step, whole QPM) of the tempo changes to write, in writing order: the last tempo at
+    each step, repeats of the current tempo dropped, 120 first when the score has none at step 0."""
+    t = score.tempos.numpy()
     by_step: dict[int, int] = {}
-    for t in score.tempos:
-        step = _round_step(t.time, tpq, grid)
-        qpm = float(t.qpm)
-        if not np.isfinite(qpm) or qpm <= 0:
+    for time, mspq in zip(t["time"].tolist(), t["mspq"].tolist()):
+        if mspq <= 0:  # symusic's qpm (60e6 / mspq) is then infinite or negative
             continue
-        by_step[step] = max(1, min(999, int(round(qpm))))
+        by_step[_round_step(time, tpq, grid)] = max(1, min(999, round(60_000_000.0 / mspq)))
     events: list[tuple[int, int]] = []
     if 0 not in by_step:
         events.append((0, DEFAULT_TEMPO))
@@ -302,6 +267,14 @@ def _tempo_events(score, tpq: int, grid: int) -> list[tuple[int, int]]:
     return events
 
 
+@lru_cache(maxsize=128)
+def _velocity_table(bins: int) -> np.ndarray:
+    """The velocity written for each stored velocity ``v`` (-128..127) at index ``v + 128``."""
+    v = np.clip(np.arange(-128, 128, dtype=np.int64), 0, 127)
+    b = np.minimum(bins - 1, v * bins // 128)
+    return np.clip((2 * b + 1) * 64 // bins, 1, 127)
+
+
 def encode(
     score: Score,
     *,
@@ -309,12 +282,14 @@ def encode(
     velocity_bins: int = 8,
     max_tracks: int | None = None,
     names: bool = True,
+    columns: NoteColumns | None = None,
 ) -> str:
     """Serialize ``score`` as MIDI text (see the module docstring for the format).
 
     ``grid`` is the number of grid steps per quarter note (4 = sixteenths, 12 = sixteenth
     triplets), ``velocity_bins`` the number of velocity levels (1..128), ``max_tracks`` keeps
-    only the tracks with the most notes, ``names`` writes sanitized track names.
+    only the tracks with the most notes, ``names`` writes sanitized track names. ``columns``:
+    the score's :func:`~musicml.formats.midi.columns.note_columns` where the caller has them.
     """
     if not 1 <= grid <= MAX_GRID:
         raise ValueError(f"grid must be in 1..{MAX_GRID}, got {grid}")
@@ -322,67 +297,122 @@ def encode(
         raise ValueError(f"velocity_bins must be in 1..128, got {velocity_bins}")
     if score.ttype != symusic.TimeUnit.tick:
         score = score.to("tick")
-    tpq = int(score.tpq)
+    c = note_columns(score) if columns is None else columns
+    tpq = c.tpq
+    header = f"MIDI grid={grid} vel={velocity_bins}"
+    if not len(c.time):
+        return header + "\n"
 
-    keep, (on, dur, pitch, vel, tid) = _score_notes(score, tpq, grid, velocity_bins, max_tracks)
-    tracks = [score.tracks[i] for i in keep]
+    # every note on the grid: onset, duration, pitch, written velocity, track
+    on = _round_steps(c.time, tpq, grid)
+    dur = c.duration if int(c.duration.min()) >= 0 else np.maximum(c.duration, 0)
+    dur = _round_steps(c.time + dur, tpq, grid) - on
+    np.maximum(dur, 1, out=dur)
+    pitch, track = c.pitch, c.track
+    vel = _velocity_table(velocity_bins)[c.velocity + 128]  # binning commutes with the merge's max
+    if int(on.min()) < 0 or int(pitch.min()) < 0 or int(pitch.max()) > 127:
+        ok = (on >= 0) & (pitch >= 0) & (pitch <= 127)
+        on, dur, pitch, vel, track = on[ok], dur[ok], pitch[ok], vel[ok], track[ok]
+        if not len(on):
+            return header + "\n"
 
-    out = [f"MIDI grid={grid} vel={velocity_bins}"]
-    for i, tr in enumerate(tracks):
-        decl = f"track t{i} program={int(tr.program) & 0x7F}"
-        if tr.is_drum:
+    # bars up to the last onset of any track (those of the kept tracks are a prefix of them)
+    segs = _segments(score, tpq, grid)
+    bounds, ts_changes = _bar_starts(segs, grid, int(on.max()))
+    bar_starts = bounds[:-1]
+    bar = bar_starts.searchsorted(on, side="right") - 1
+    pos = on - bar_starts[bar]
+
+    # sorted by (bar, track, position, pitch); equal (track, onset, pitch) merged
+    n_tracks = c.n_tracks
+    width = max(-(-(num * 4 * grid) // den) for _, num, den in segs)  # the longest bar
+    n = len(on)
+    idx_bits = n.bit_length()
+    if (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS:
+        packed = bar * (n_tracks * width * 128 << idx_bits)
+        packed += track * (width * 128 << idx_bits)
+        packed += pos * (128 << idx_bits)
+        packed += pitch.astype(np.int64) << idx_bits
+        packed += np.arange(n, dtype=np.int64)
+        packed.sort(kind="stable")  # timsort: each track's notes are a run already in time order
+        order = packed & ((1 << idx_bits) - 1)
+        packed >>= idx_bits
+        same = packed[1:] == packed[:-1]
+    else:
+        order = np.lexsort((pitch, pos, track, bar))
+        k = (bar[order], track[order], pos[order], pitch[order])
+        same = (k[0][1:] == k[0][:-1]) & (k[1][1:] == k[1][:-1]) & (k[2][1:] == k[2][:-1]) & (k[3][1:] == k[3][:-1])
+    if same.any():
+        first = np.flatnonzero(np.concatenate(([True], ~same)))
+        dur = np.maximum.reduceat(dur[order], first)
+        vel = np.maximum.reduceat(vel[order], first)
+        order = order[first]
+    else:
+        dur, vel = dur[order], vel[order]
+    bar, track, pos, pitch = bar[order], track[order], pos[order], pitch[order]
+
+    # the kept tracks: those with notes (with max_tracks: the most notes), numbered from 0
+    counts = np.bincount(track, minlength=n_tracks)
+    keep = np.flatnonzero(counts).tolist()
+    if max_tracks is not None and len(keep) > max_tracks:
+        keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
+    if len(keep) == n_tracks:
+        tid = track
+    else:
+        remap = np.full(n_tracks, -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        tid = remap[track]
+        kept = tid >= 0
+        if not kept.all():
+            bar, tid, track, pos, pitch, dur, vel = (
+                bar[kept], tid[kept], track[kept], pos[kept], pitch[kept], dur[kept], vel[kept])
+    out = [header]
+    tracks, programs, drums = score.tracks, c.programs.tolist(), c.drums.tolist()
+    for i, t in enumerate(keep):
+        decl = f"track t{i} program={programs[t] & 0x7F}"
+        if drums[t]:
             decl += " drum"
         if names:
-            name = _sanitize_name(str(tr.name))
+            name = _sanitize_name(str(tracks[t].name))
             if name:
                 decl += f" name={name}"
         out.append(decl)
-    if not tracks:
+    if not keep:
         return "\n".join(out) + "\n"
 
-    last_onset = int(on.max())
-    segs = _segments(score, tpq, grid)
-    bounds, ts_changes = _bar_starts(segs, grid, last_onset)
-    bar_starts = bounds[:-1]
-    n_bars = len(bar_starts)
-    bar_end = int(bounds[-1])
-
-    # conductor tokens per bar
-    bar_events: list[list[str]] = [[] for _ in range(n_bars)]
-    for b, (num, den) in ts_changes.items():
-        bar_events[b].append(f"ts={num}/{den}")
+    # conductor tokens of the bars up to the one holding the last kept onset
+    n_bars = int(bar[-1]) + 1
+    bar_end = int(bounds[n_bars])
+    bar_events: dict[int, list[str]] = {b: [f"ts={num}/{den}"] for b, (num, den) in ts_changes.items()
+                                        if b < n_bars}
+    starts = bar_starts[:n_bars].tolist()
     for step, qpm in _tempo_events(score, tpq, grid):
         if step >= bar_end:
             break
-        b = int(np.searchsorted(bar_starts, step, side="right")) - 1
-        pos = step - int(bar_starts[b])
-        bar_events[b].append(f"tempo={qpm}" if pos == 0 else f"@{pos} tempo={qpm}")
-
-    # all notes, sorted by (bar, track, onset, pitch)
-    bar = np.searchsorted(bar_starts, on, side="right") - 1
-    pos = on - bar_starts[bar]
-    order = np.argsort(bar * len(tracks) + tid, kind="stable")  # the notes come sorted by track, onset, pitch
-    drum = np.array([bool(tr.is_drum) for tr in tracks])
-    body = _body(bar[order], tid[order], pos[order], pitch[order], dur[order], vel[order], drum, bar_events)
-    return "\n".join(out) + body + "\n"
+        b = bisect_right(starts, step) - 1  # -1 (a tempo before time 0): the last bar, as a list index
+        p = step - starts[b]
+        bar_events.setdefault(b % n_bars, []).append(f"tempo={qpm}" if p == 0 else f"@{p} tempo={qpm}")
+    pitch = pitch + 128 * c.drums[track] if any(drums) else pitch.astype(np.int64)  # (int16 would overflow)
+    return "\n".join(out) + _body(bar, tid, pos, pitch, dur, vel, len(keep), n_bars, bar_events) + "\n"
 
 
 _NOTE_TOKENS = [" " + n for n in _PITCH_NAMES] + [f" {p}" for p in range(128)]  # + 128: drum tracks
 _VEL_TOKENS = [f" v{v}" for v in range(128)]
+# The tokens of :func:`_body`, one table made once: "\nbar", velocities, track sections below
+# _TID_MAX, positions below _POS_MAX and notes shorter than _DUR_MAX steps (others are made per text).
+_TID_MAX, _POS_MAX, _DUR_MAX = 256, 4096, 128
+_PACKED_KEY_BITS = 62  # the notes' sort key and row index in one int64 when they fit in this many bits
+_VEL0 = 1
+_TID0 = _VEL0 + len(_VEL_TOKENS)
+_POS0 = _TID0 + _TID_MAX
+_NOTE0 = _POS0 + _POS_MAX
 
 
-def _sorted_by(keys: tuple[np.ndarray, ...], bounds: tuple[int, ...]) -> np.ndarray:
-    """``np.lexsort(keys)`` (last key major) for non-negative keys below ``bounds``: one stable
-    argsort of a combined int64 key when it fits, else ``lexsort``."""
-    total = 1
-    for b in bounds:
-        total *= max(1, b)
-    if total >= 2**62:
-        return np.lexsort(keys)
-    combined = np.zeros(len(keys[0]), dtype=np.int64)
-    for k, b in zip(reversed(keys), reversed(bounds)):
-        combined = combined * max(1, b) + k
-    return np.argsort(combined, kind="stable")
+@lru_cache(maxsize=1)
+def _vocabulary() -> np.ndarray:
+    tokens = ["\nbar", *_VEL_TOKENS, *(f"\nt{t}" for t in range(_TID_MAX)), *(f" @{p}" for p in range(_POS_MAX))]
+    tokens += [f"{note}:{d}" for note in _NOTE_TOKENS for d in range(_DUR_MAX)]
+    return np.array(tokens, dtype=object)
 
 
 def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,47 +426,70 @@ def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
 
 
-def _body(bar, tid, pos, pitch, dur, vel, drum: np.ndarray, bar_events: list[list[str]]) -> str:
-    """The bar lines and track sections of notes sorted by (bar, track, onset, pitch).
+def _rare(where: np.ndarray, values: np.ndarray, limit: int, make) -> tuple[np.ndarray, list]:
+    """Tokens whose value is at least ``limit`` (not in the table): their places in the text, and
+    the tokens (``make(value)``, made once per distinct value)."""
+    big = values >= limit
+    uniq, inverse = _unique(values[big])
+    made = np.array([make(v) for v in uniq.tolist()], dtype=object)
+    return where[big], made[inverse].tolist()
+
+
+def _body(bar, tid, pos, pitch, dur, vel, n_tracks: int, n_bars: int, bar_events: dict[int, list[str]]) -> str:
+    """The bar lines and track sections of notes sorted by (bar, track, onset, pitch); ``pitch``
+    is 128 + the drum number on drum tracks.
 
     Vectorized: each token carries its separator (a newline before a line's first token, a space
-    before the others) and is a number in a small vocabulary; a note contributes its section's
-    ``tN`` when a section starts, ``@pos`` when the position changes, ``vV`` when the velocity
-    changes, and itself; every bar line goes before its bar's first note. The text is the
-    vocabulary looked up in that order, joined.
+    before the others) and is an entry of a table made once (:func:`_vocabulary`); a note
+    contributes its section's ``tN`` when a section starts, ``@pos`` when the position changes,
+    ``vV`` when the velocity changes, and itself; every bar line goes before its bar's first note.
+    The text is the table looked up in that order, joined; the few tokens not in the table (bar
+    lines with events, rare long notes) are put in their places after the look-up.
     """
-    n, n_bars = len(bar), len(bar_events)
-    new_section = np.ones(n, dtype=bool)
-    new_section[1:] = (bar[1:] != bar[:-1]) | (tid[1:] != tid[:-1])
+    n = len(bar)
+    new_section = np.empty(n, dtype=bool)
+    new_section[0] = True
+    np.not_equal(bar[1:], bar[:-1], out=new_section[1:])
+    new_section[1:] |= tid[1:] != tid[:-1]
     new_pos = new_section.copy()
     new_pos[1:] |= pos[1:] != pos[:-1]
     new_vel = new_section.copy()
     new_vel[1:] |= vel[1:] != vel[:-1]
-    count = 1 + new_section.astype(np.int64) + new_pos + new_vel
-    before = np.concatenate(([0], np.cumsum(count)))  # tokens of the notes before each note
-    start = before[:-1] + bar + 1  # and one bar line per bar so far
-    bar_at = before[np.searchsorted(bar, np.arange(n_bars))] + np.arange(n_bars)
-
-    vocab = ["\nbar " + " ".join(ev) if ev else "\nbar" for ev in bar_events]
-    vocab += [f"\nt{t}" for t in range(len(drum))]
-    tid_base = n_bars
-    vel_base = len(vocab)
-    vocab += _VEL_TOKENS
-    pos_values, pos_ids = _unique(pos[new_pos])
-    pos_base = len(vocab)
-    vocab += [f" @{p}" for p in pos_values.tolist()]
-    width = int(dur.max()) + 1
-    note_keys, note_ids = _unique((pitch + 128 * drum[tid]) * width + dur)
-    note_base = len(vocab)
-    vocab += [f"{_NOTE_TOKENS[k // width]}:{k % width}" for k in note_keys.tolist()]
-
-    ids = np.empty(int(before[-1]) + n_bars, dtype=np.int64)
-    ids[bar_at] = np.arange(n_bars)
-    ids[start[new_section]] = tid_base + tid[new_section]
-    ids[(start + new_section)[new_pos]] = pos_base + pos_ids
-    ids[(start + new_section + new_pos)[new_vel]] = vel_base + vel[new_vel]
-    ids[start + count - 1] = note_base + note_ids
-    return "".join(np.array(vocab, dtype=object)[ids].tolist())
+    count = new_section + np.ones(n, dtype=np.int64)
+    count += new_pos
+    count += new_vel
+    at_note = np.cumsum(count)
+    at_note += bar  # after the tokens of the notes so far, and one bar line per bar so far
+    at_vel = at_note - new_vel
+    at_pos = at_vel - new_pos
+    at_tid = at_pos - new_section
+    rare = []  # tokens not in the table: their values are clipped into it here, the tokens put in later
+    if n_tracks > _TID_MAX:
+        rare.append(_rare(at_tid[new_section], tid[new_section], _TID_MAX, lambda v: f"\nt{v}"))
+        tid = np.minimum(tid, _TID_MAX - 1)
+    if int(pos.max()) >= _POS_MAX:
+        rare.append(_rare(at_pos[new_pos], pos[new_pos], _POS_MAX, lambda v: f" @{v}"))
+        pos = np.minimum(pos, _POS_MAX - 1)
+    if int(dur.max()) >= _DUR_MAX:
+        w = int(dur.max()) + 1
+        keys = np.where(dur >= _DUR_MAX, pitch * w + dur, 0)
+        rare.append(_rare(at_note, keys, _DUR_MAX, lambda k: f"{_NOTE_TOKENS[k // w]}:{k % w}"))
+        dur = np.minimum(dur, _DUR_MAX - 1)
+    ids = np.zeros(int(at_note[-1]) + 1, dtype=np.int64)  # 0: "\nbar" (every bar line)
+    # Written for every note in this order, each token lands where it belongs or, where the note
+    # has none of that kind, on the place of the next kind of token (that later write replaces).
+    ids[at_tid] = tid + _TID0
+    ids[at_pos] = pos + _POS0
+    ids[at_vel] = vel + _VEL0
+    ids[at_note] = pitch * _DUR_MAX + dur + _NOTE0
+    tokens = _vocabulary()[ids]
+    for where, made in rare:
+        tokens[where] = made
+    if bar_events:
+        bars = np.fromiter(bar_events, dtype=np.int64, count=len(bar_events))
+        first = bar.searchsorted(bars)  # the first note after the bar line (bar[-1] is the last bar)
+        tokens[at_tid[first] - 1 - bar[first] + bars] = ["\nbar " + " ".join(ev) for ev in bar_events.values()]
+    return "".join(tokens.tolist())
 
 
 def read_grid(text: str) -> int:

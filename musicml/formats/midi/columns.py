@@ -1,0 +1,70 @@
+"""Every note of a ``symusic.Score`` as flat numpy columns, made once and shared.
+
+The MIDI text encoder (:func:`musicml.formats.midi.text.encode`), the note table
+(:func:`musicml.ingest.note_table.note_arrays`) and the piece statistics
+(:func:`musicml.ingest.note_table.piece_stats`) all start from the score's notes; converting
+them once (``Track.notes.numpy()`` of each track) and passing the columns along saves a
+conversion per consumer on the ingestion path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import symusic
+
+__all__ = ["NoteColumns", "note_columns"]
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
+class NoteColumns:
+    """The notes of a tick-time score, track after track, each track in its stored order.
+
+    Only valid for the score they were made of, as it was then: a score changed afterwards
+    needs new columns.
+    """
+
+    tpq: int  # ticks per quarter note
+    time: np.ndarray  # int64 ticks
+    duration: np.ndarray  # int64 ticks
+    pitch: np.ndarray  # int16
+    velocity: np.ndarray  # int16
+    track: np.ndarray  # int64: index of the note's track in ``score.tracks``
+    counts: np.ndarray  # int64: notes of each track of ``score.tracks``
+    programs: np.ndarray  # int16: each track's program as stored (0..255)
+    drums: np.ndarray  # bool: each track's is_drum
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.counts)
+
+
+def note_columns(score: symusic.Score) -> NoteColumns:
+    """The columns of ``score`` (converted to ticks first when it is in another time unit)."""
+    if score.ttype != symusic.TimeUnit.tick:
+        score = score.to("tick")
+    tracks = list(score.tracks)
+    arrays = [t.notes.numpy() for t in tracks]
+    counts = np.array([len(a["time"]) for a in arrays], dtype=np.int64)
+    programs = np.array([t.program for t in tracks], dtype=np.int16)
+    drums = np.array([t.is_drum for t in tracks], dtype=bool)
+    if len(arrays) == 1:  # one track: no concatenation
+        a = arrays[0]
+        return NoteColumns(int(score.tpq), a["time"].astype(np.int64), a["duration"].astype(np.int64),
+                           a["pitch"].astype(np.int16), a["velocity"].astype(np.int16),
+                           np.zeros(len(a["time"]), dtype=np.int64), counts, programs, drums)
+    if not arrays:
+        e64, e16 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
+        return NoteColumns(int(score.tpq), e64, e64, e16, e16, e64, counts, programs, drums)
+    return NoteColumns(
+        int(score.tpq),
+        np.concatenate([a["time"] for a in arrays], dtype=np.int64),
+        np.concatenate([a["duration"] for a in arrays], dtype=np.int64),
+        np.concatenate([a["pitch"] for a in arrays], dtype=np.int16),
+        np.concatenate([a["velocity"] for a in arrays], dtype=np.int16),
+        np.repeat(np.arange(len(arrays), dtype=np.int64), counts),
+        counts,
+        programs,
+        drums,
+    )

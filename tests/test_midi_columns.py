@@ -1,0 +1,144 @@
+"""Note columns made once per score: the note table, the piece statistics and the MIDI text made
+from them equal what each made on its own (symusic's resample, per-track numpy), on real music."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import symusic
+from conftest import CORPORA, derived_corpus
+from symusic import Note, Score, Tempo, TimeSignature, Track
+from test_miditext import assert_round_trip
+
+from musicml.formats import get_format
+from musicml.formats.midi import text as miditext
+from musicml.formats.midi.columns import note_columns
+from musicml.formats.midi.format import MidiPiece
+from musicml.formats.midi.text import encode
+from musicml.ingest.note_table import (
+    _batch_order,
+    _note_arrays_resampled,
+    note_arrays,
+    notes_arrow,
+    piece_stats,
+)
+
+_D = derived_corpus()
+
+
+def _real_scores() -> list[Score]:
+    """music21-derived MIDI (always there) and, when present, shared edge-case MIDI files."""
+    scores = [symusic.Score(p) for p in (*_D.midi, *_D.multitrack, _D.band)]
+    edge = CORPORA / "midi" / "edge" / "music21"
+    scores += [symusic.Score(p) for p in sorted(edge.glob("*.mid"))[:8]] if edge.is_dir() else []
+    return scores
+
+
+def _equal_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("tpq", [None, 24, 97, 7, 960])
+def test_note_arrays_equal_symusic_resample(tpq) -> None:
+    """Rounding as symusic's resample (std::round, half away from zero) at every resolution."""
+    for score in _real_scores():
+        s = score if tpq is None else score.resample(tpq=tpq)
+        expected = _note_arrays_resampled(s)
+        assert _equal_arrays(note_arrays(s), expected)
+        assert _equal_arrays(note_arrays(s, note_columns(s)), expected)
+
+
+def test_note_arrays_of_a_score_not_in_ticks() -> None:
+    score = symusic.Score(_D.band)
+    q = score.to("quarter")
+    assert _equal_arrays(note_arrays(q), _note_arrays_resampled(q))
+    assert note_columns(q).tpq == score.tpq and len(note_columns(q).time) == score.note_num()
+
+
+def test_note_arrays_overflow_is_refused_as_symusic_does() -> None:
+    s = Score(1)
+    t = Track("long", 0, False)
+    t.notes.append(Note(2**30, 10, 60, 80))
+    s.tracks.append(t)
+    with pytest.raises(OverflowError, match="out of int32 range"):
+        s.resample(tpq=24, min_dur=1)
+    with pytest.raises(OverflowError, match="out of int32 range"):
+        note_arrays(s)
+
+
+def test_piece_stats_from_columns() -> None:
+    for score in _real_scores():
+        assert piece_stats(score, note_columns(score)) == piece_stats(score)
+    empty = Score(480)
+    empty.tracks.append(Track("silence", 0, False))
+    assert piece_stats(empty, note_columns(empty)) == piece_stats(empty)
+    assert piece_stats(empty)["n_tracks"] == 0 and piece_stats(empty)["min_pitch"] is None
+
+
+def test_columns_of_empty_and_mixed_tracks() -> None:
+    assert len(note_columns(Score(96)).time) == 0 and note_columns(Score(96)).n_tracks == 0
+    s = Score(96)
+    s.tracks.append(Track("empty", 5, False))
+    drums = Track("drums", 0, True)
+    drums.notes.append(Note(0, 24, 36, 100))  # a 16th note at 96 ticks per quarter
+    s.tracks.append(drums)
+    c = note_columns(s)
+    assert c.counts.tolist() == [0, 1] and c.track.tolist() == [1] and c.drums.tolist() == [False, True]
+    assert c.programs.tolist() == [5, 0]
+    assert encode(s) == encode(s, columns=c) == "MIDI grid=4 vel=8\ntrack t0 program=0 drum name=drums\nbar ts=4/4 tempo=120\nt0 @0 v104 36:1\n"
+
+
+def test_midi_reader_hands_its_columns_on(tmp_path) -> None:
+    data = _D.band.read_bytes()
+    piece = get_format("midi").read(data, "band.mid").pieces[0]
+    assert isinstance(piece, MidiPiece) and piece.columns is not None
+    assert piece == get_format("midi").read(data, "band.mid").pieces[0]  # columns are not compared
+    assert piece.text == encode(piece.score)
+    assert _equal_arrays(note_arrays(piece.score, piece.columns), note_arrays(piece.score))
+
+
+def test_notes_arrow_sorts_each_piece_by_onset_pitch_track() -> None:
+    parts = [(f"{i:016x}-0000", note_arrays(s)) for i, s in enumerate(_real_scores())]
+    parts.append(("no-notes", {k: v[:0] for k, v in parts[0][1].items()}))
+    for chunk in (parts, parts[:1], parts[-1:], [("a", parts[0][1]), ("bb", parts[1][1]), ("", parts[2][1])], []):
+        got = pl.from_arrow(notes_arrow(chunk))
+        frames = [pl.DataFrame(a).with_columns(pl.lit(pid).alias("piece_id")) for pid, a in chunk]
+        if not frames:
+            assert len(got) == 0
+            continue
+        want = pl.concat([f.sort(["onset", "pitch", "track"], maintain_order=True) for f in frames])
+        assert got.select(want.columns).equals(want)
+
+
+def test_batch_order_falls_back_to_lexsort_when_the_key_is_too_big() -> None:
+    rng = np.random.default_rng(0)
+    piece = np.sort(rng.integers(0, 3, 400))
+    onset = rng.integers(-(2**40), 2**40, 400)
+    pitch = rng.integers(-128, 128, 400).astype(np.int16)
+    track = rng.integers(0, 5, 400).astype(np.int16)
+    assert (_batch_order(piece, onset, pitch, track) == np.lexsort((track, pitch, onset, piece))).all()
+    onset = rng.integers(0, 50, 400)  # small: the packed key, ties kept in order
+    assert (_batch_order(piece, onset, pitch, track) == np.lexsort((track, pitch, onset, piece))).all()
+
+
+def test_encoder_rare_tokens() -> None:
+    """Tokens outside the encoder's table (track 256+, positions 4096+, durations 128+ steps)
+    still round-trip exactly."""
+    many = Score(480)
+    many.time_signatures.append(TimeSignature(0, 16, 4))
+    many.tempos.append(Tempo(0, qpm=100))
+    for i in range(260):
+        t = Track(f"t{i}", i % 128, False)
+        t.notes.append(Note(i * 7, 480 * 40, 40 + i % 50, 20 + i % 100))
+        many.tracks.append(t)
+    text = assert_round_trip(many, grid=480, bins=16)
+    assert "\nt259 " in text and " @1813 " in text and ":19200" in text
+
+
+def test_encoder_without_the_packed_sort_key(monkeypatch) -> None:
+    """Notes whose sort key does not fit one int64 are sorted by lexsort: the same text."""
+    scores = _real_scores()
+    texts = [encode(s, grid=12, max_tracks=2) for s in scores]
+    monkeypatch.setattr(miditext, "_PACKED_KEY_BITS", 0)
+    assert [encode(s, grid=12, max_tracks=2) for s in scores] == texts
