@@ -106,8 +106,7 @@ def log_and_register(tracking_uri: str, run_id: str, checkpoint: str | Path, tok
         try:
             with warnings.catch_warnings():
                 # known harmless: the signature is given explicitly (it carries the sampling
-                # params, which type hints on predict would replace) and text needs no example
-                warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+                # params) and text needs no example
                 warnings.filterwarnings("ignore", message=".*An input example was not provided")
                 mlflow.pyfunc.save_model(tmp / "model", python_model=str(MODEL_CODE), artifacts=artifacts,
                                          signature=_signature(), pip_requirements=["musicml", "torch", "mlflow"])
@@ -267,13 +266,13 @@ def test_split_digest(lake) -> str:
     return split_digest(shard_doc_ids(shards.shard_paths(lake.path("shards"), "test")))
 
 
-def register_latest(lake, *, tracking_uri: str) -> dict:
-    """:func:`log_and_register` for the lake's latest training run with its ``evaluation.json``
-    (the asset ``registered_model``, after ``model_evaluation``)."""
+def register_latest(lake, *, tracking_uri: str, run: dict | None = None) -> dict:
+    """:func:`log_and_register` for a training run (its record; default the lake's latest) with
+    its ``evaluation.json`` (the asset ``registered_model``, after ``model_evaluation``)."""
     from musicml import shards
     from musicml.lake import read_json
 
-    run = read_json(lake.path("models", "latest.json"))
+    run = run or read_json(lake.path("models", "latest.json"))
     evaluation = Path(run["run_dir"]) / "evaluation.json"
     if not evaluation.exists():
         raise FileNotFoundError(f"{evaluation}: evaluate the run before registering it")

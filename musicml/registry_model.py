@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.models import set_model
 
 
@@ -31,7 +32,9 @@ class MusicmlModel(mlflow.pyfunc.PythonModel):
 
             self.codec = load_codec(tok)
 
-    def predict(self, context, model_input, params=None):  # no type hints: they would replace the signature
+    # pd.DataFrame: a hint MLflow infers no signature from (the logged one, with the sampling
+    # params, stays), and without any hint it warns on every load
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         """Samples (the prompt and what follows) for a column of prompts."""
         from musicml.generate.sampling import generate
 

@@ -241,9 +241,10 @@ def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
 
 
 def run_url(tracking_uri: str, run_id: str, experiment_id_: str | None = None) -> str:
-    """Where the run is in the MLflow UI (``mlflow ui`` on its default 127.0.0.1:5000)."""
+    """Where the run is in the MLflow UI (``mlflow ui`` on its default 127.0.0.1:5000), in the
+    model-training view (:data:`UI_VIEW_QUERY`)."""
     exp = experiment_id_ or client(tracking_uri).get_run(run_id).info.experiment_id
-    return f"{UI_URL}/#/experiments/{exp}/runs/{run_id}"
+    return f"{UI_URL}/#/experiments/{exp}/runs/{run_id}?{UI_VIEW_QUERY}"
 
 
 def experiment_url(tracking_uri: str, name: str = DEFAULT_EXPERIMENT, ui: str = UI_URL) -> str:

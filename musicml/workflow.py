@@ -412,6 +412,15 @@ def latest_run(lake: Lake) -> dict:
     return read_json(lake.path("models", "latest.json"))
 
 
+def run_record(run_dir: str | Path) -> dict:
+    """The record of the finished training in ``run_dir`` (its ``run.json``, what
+    ``models/latest.json`` held when it finished)."""
+    record = read_json(Path(run_dir) / "run.json")
+    if "checkpoint" not in record:
+        raise FileNotFoundError(f"{run_dir}: the training there has not finished")
+    return record
+
+
 def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
     """A PNG of train loss and the training-time val bpb estimate from the MLflow run."""
     import matplotlib
@@ -439,21 +448,24 @@ def loss_curve(uri: str, run_id: str, path: Path) -> Path | None:
 
 
 def evaluate_step(lake: Lake, config: EvaluationConfig | None = None, *, tracking_uri: str,
-                  **overrides) -> dict[str, float]:
-    """Bits per byte and per note, baselines, validity and musical metrics of the latest run
-    (:func:`musicml.evaluate.run.evaluate`); ``overrides`` are ``EvaluationConfig`` fields."""
+                  run: dict | None = None, **overrides) -> dict[str, float]:
+    """Bits per byte and per note, baselines, validity and musical metrics of a training run
+    (``run``, its record; default the latest, :func:`latest_run`) by
+    :func:`musicml.evaluate.run.evaluate`; ``overrides`` are ``EvaluationConfig`` fields."""
     from musicml.evaluate.run import evaluate
     from musicml.pianorolls.steps import fractal_evaluate_step, is_fractal
 
     cfg = settings.merged(EvaluationConfig, config, overrides)
-    if is_fractal(run := latest_run(lake)):
+    if is_fractal(run := run or latest_run(lake)):
         return fractal_evaluate_step(lake, run, tracking_uri=tracking_uri, batch_size=cfg.batch_size,
                                      device=cfg.device, reference_pieces=cfg.reference_pieces)
-    return evaluate(lake, cfg, tracking_uri=tracking_uri)
+    return evaluate(lake, cfg, tracking_uri=tracking_uri, run=run)
 
 
-def samples_step(lake: Lake, config: SamplesConfig | None = None, *, tracking_uri: str, **overrides):
-    """Generate, save, render and log samples for every format the model trained on."""
+def samples_step(lake: Lake, config: SamplesConfig | None = None, *, tracking_uri: str, run: dict | None = None,
+                 **overrides):
+    """Generate, save, render and log samples for every format the model of ``run`` (a training
+    record; default the latest) trained on."""
     cfg = settings.merged(SamplesConfig, config, overrides)
     per_prompt, max_new_tokens, temperature, top_k = cfg.per_prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k
     top_p, seed, device = cfg.top_p, cfg.seed, cfg.device
@@ -462,7 +474,7 @@ def samples_step(lake: Lake, config: SamplesConfig | None = None, *, tracking_ur
     from musicml.generate import samples as samples_lib
     from musicml.pianorolls.steps import fractal_samples_step, is_fractal
 
-    run = latest_run(lake)
+    run = run or latest_run(lake)
     if is_fractal(run):
         made, summary, out_dir = fractal_samples_step(lake, run, tracking_uri=tracking_uri, per_mode=per_prompt,
                                                       seed=seed, temperature=temperature, device=device)

@@ -218,8 +218,9 @@ def test_run_url(store) -> None:
     uri = store[0]
     run_id = _run(store, "url")
     exp = tracking.client(uri).get_run(run_id).info.experiment_id
-    assert tracking.run_url(uri, run_id) == f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id}"
-    assert tracking.run_url(uri, run_id, "9") == f"http://127.0.0.1:5000/#/experiments/9/runs/{run_id}"
+    view = "?workflowType=machine_learning"  # MLflow 3's UI would open its GenAI view otherwise
+    assert tracking.run_url(uri, run_id) == f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run_id}{view}"
+    assert tracking.run_url(uri, run_id, "9") == f"http://127.0.0.1:5000/#/experiments/9/runs/{run_id}{view}"
 
 
 def test_two_processes_create_one_fresh_store(tmp_path) -> None:

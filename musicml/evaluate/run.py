@@ -36,14 +36,15 @@ from musicml.lake import Lake, read_json, write_json
 SPLITS = (("valid", "val"), ("test", "test"))
 
 
-def evaluate(lake: Lake, cfg: EvaluationConfig, *, tracking_uri: str) -> dict[str, float]:
-    """Evaluate the lake's latest training run (``models/latest.json``); returns the figures."""
+def evaluate(lake: Lake, cfg: EvaluationConfig, *, tracking_uri: str, run: dict | None = None) -> dict[str, float]:
+    """Evaluate a training run (its record, ``run.json``; default the lake's latest,
+    ``models/latest.json``); returns the figures."""
     from musicml.checkpoint import load_model
     from musicml.device import pick_device
     from musicml.generate import samples as samples_lib
     from musicml.tokenizers import load_codec
 
-    run = read_json(lake.path("models", "latest.json"))
+    run = run or read_json(lake.path("models", "latest.json"))
     run_dir = Path(run["run_dir"])
     dev = pick_device(cfg.device)
     model, _ = load_model(run["checkpoint"], device=dev)

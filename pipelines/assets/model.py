@@ -70,11 +70,25 @@ def trained_model(
         "train_loss": result["train_loss"],
         "val_bpb_estimate": result["val_bpb"],
         "resumed_from_step": result["resumed_from_step"],
+        "warm_started_from": result.get("warm_started_from") or "none",
     }
     curve = run.run_dir / "loss_curve.png"
     if curve.exists():
         metadata["loss_curve"] = image_md(curve, "loss curve")
     return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None})
+
+
+def training_of_this_run(context: dg.AssetExecutionContext, lake) -> dict:
+    """The record of the training this Dagster run materialized (``trained_model``'s ``run_dir``),
+    so that two runs at once on one lake each evaluate, sample and register their own model; the
+    lake's latest training when this run trained nothing (a re-evaluation)."""
+    events = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in reversed(events):
+        mat = record.event_log_entry.asset_materialization
+        if mat is not None and mat.asset_key == trained_model.key and "run_dir" in mat.metadata:
+            return workflow.run_record(mat.metadata["run_dir"].value)
+    return workflow.latest_run(lake)
 
 
 def pipes_launcher(context: dg.AssetExecutionContext) -> workflow.Launcher:
@@ -107,10 +121,10 @@ def model_evaluation(
     from musicml.evaluate.run import musical_table
 
     lk = lake.lake()
+    run = training_of_this_run(context, lk)
     with retry_transient(context):
-        metrics = workflow.evaluate_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
+        metrics = workflow.evaluate_step(lk, config.build(), tracking_uri=mlflow.uri(lk), run=run)
     context.log.info("evaluation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    run = workflow.latest_run(lk)
     table = pl.DataFrame(musical_table(metrics), schema_overrides={
         k: pl.Float64 for k in ("generated_mean", "test_mean", "oa_generated_vs_test", "oa_valid_vs_test")})
     return dg.MaterializeResult(
@@ -135,7 +149,8 @@ def generated_samples(
 
     lk = lake.lake()
     with retry_transient(context):
-        generated, summary, out_dir, run = workflow.samples_step(lk, config.build(), tracking_uri=mlflow.uri(lk))
+        generated, summary, out_dir, run = workflow.samples_step(lk, config.build(), tracking_uri=mlflow.uri(lk),
+                                                                 run=training_of_this_run(context, lk))
     table = pl.DataFrame([{"name": s.name, "format": s.format, "tokens": s.tokens, "syntax_ok": s.syntax_ok,
                            "notes": s.notes, "audio": s.audio.get("synth"), "seconds": s.audio.get("duration_seconds"),
                            "text": s.text[:200]} for s in generated])

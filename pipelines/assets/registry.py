@@ -4,7 +4,7 @@
 import dagster as dg
 
 from musicml import registry
-from pipelines.assets.model import model_evaluation
+from pipelines.assets.model import model_evaluation, training_of_this_run
 from pipelines.resources import LakeResource, MlflowResource
 
 GROUP = "model"
@@ -18,11 +18,11 @@ def registry_url(name: str, version: str) -> str:
 @dg.asset(group_name=GROUP, deps=[model_evaluation], kinds={"mlflow"})
 def registered_model(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
                      ) -> dg.MaterializeResult:
-    """The latest training's model as an MLflow LoggedModel (weights-only checkpoint, tokenizer,
+    """This run's trained model (the lake's latest when it trained none) as an MLflow LoggedModel (weights-only checkpoint, tokenizer,
     config; nothing pickled), a new version of its modality's registered model; the alias
     ``champion`` moves to it only when it beats the champion on the same metric and test split."""
     lk = lake.lake()
-    d = registry.register_latest(lk, tracking_uri=mlflow.uri(lk))
+    d = registry.register_latest(lk, tracking_uri=mlflow.uri(lk), run=training_of_this_run(context, lk))
     context.log.info(f"{d['name']} v{d['version']}: {d['decision']} ({d['metric']} {d['value']:.4f}"
                      + (f" vs champion v{d['champion_version']} {d['champion_value']:.4f})"
                         if d["champion_value"] is not None else ")"))
