@@ -13,6 +13,7 @@ class DataChecksConfig:
 @dataclass
 class RetrainConfig:
     min_new_works: int = 20  # works not in the latest training's data that make new_works_sensor request a retraining
+    max_request_paths: int = 2000  # new_scores_sensor names at most this many changed paths; more: a request to rescan the whole drop zone
 
 
 WORKS_FILE = "works.json"  # in a training's run folder: the works of the data it trained on

@@ -13,7 +13,7 @@ from musicml.lake import Lake
 from pipelines.jobs import main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 
-MAX_REQUEST_PATHS = 2000  # more changes than this: a request without paths (the ingestion lists all)
+MAX_REQUEST_PATHS = RetrainConfig.max_request_paths  # more changes: a request without paths (a whole rescan)
 
 
 def pending_changes(lake: Lake) -> DropZoneChanges:
