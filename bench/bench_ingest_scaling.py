@@ -20,9 +20,10 @@ say what they were).
 ``--stages`` adds ``stages``: one worker's path taken apart, in this process's CPU time (what a
 loaded machine disturbs least), batch by batch interleaved with symusic's parse of the same files,
 best of ``--rounds``: microseconds per file and times symusic's parse for the parse, the note
-columns, the MIDI text, the note table arrays, the piece statistics and the notes' Arrow table,
-then ``batch_add`` (all of a worker's per-file work: reading, checks, text, tables) and
-``batch_write`` (the cache batch written: notes and pieces, Arrow IPC with lz4).
+columns, the MIDI text, the note table arrays, the piece statistics and the notes' Arrow table
+(``notes_table``), then ``batch_add`` (all of a worker's per-file work: reading, checks, text, tables) and
+``batch_write`` (the cache batch written: the notes' table and file, and the pieces' file, Arrow
+IPC with ``NOTES_COMPRESSION`` and ``PIECES_COMPRESSION`` of :mod:`musicml.ingest.files`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.text import encode
 from musicml.ingest import IngestConfig, ingest, load_parsed
 from musicml.ingest.files import BATCH_FILES, CacheBatch
-from musicml.ingest.note_table import note_arrays, notes_arrow, piece_stats
+from musicml.ingest.note_table import note_arrays, notes_batch_table, piece_stats
 from musicml.lake import Lake, sha256_bytes
 from musicml.threads import available_cores
 
@@ -97,7 +98,7 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
         "midi_text": lambda b, j: [encode(scores[i], columns=cols[i]) for i in b if i in cols],
         "note_arrays": lambda b, j: [note_arrays(scores[i], cols[i]) for i in b if i in cols],
         "piece_stats": lambda b, j: [piece_stats(scores[i], cols[i]) for i in b if i in cols],
-        "notes_arrow": lambda b, j: notes_arrow([(str(i), arrays[i]) for i in b if i in arrays]),
+        "notes_table": lambda b, j: notes_batch_table([arrays[i] for i in b if i in arrays]),
         "batch_add": add,
         "batch_write": lambda b, j: added.pop(j).write(),
     }

@@ -17,11 +17,14 @@ from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.format import MidiPiece
 from musicml.formats.midi.text import encode
 from musicml.ingest.note_table import (
+    NOTE_SCHEMA,
     _batch_order,
+    _narrow,
     _note_arrays_resampled,
     note_arrays,
-    notes_arrow,
+    notes_batch_table,
     piece_stats,
+    widen_notes,
 )
 
 _D = derived_corpus()
@@ -98,17 +101,30 @@ def test_midi_reader_hands_its_columns_on(tmp_path) -> None:
     assert _equal_arrays(note_arrays(piece.score, piece.columns), note_arrays(piece.score))
 
 
-def test_notes_arrow_sorts_each_piece_by_onset_pitch_track() -> None:
-    parts = [(f"{i:016x}-0000", note_arrays(s)) for i, s in enumerate(_real_scores())]
-    parts.append(("no-notes", {k: v[:0] for k, v in parts[0][1].items()}))
-    for chunk in (parts, parts[:1], parts[-1:], [("a", parts[0][1]), ("bb", parts[1][1]), ("", parts[2][1])], []):
-        got = pl.from_arrow(notes_arrow(chunk))
-        frames = [pl.DataFrame(a).with_columns(pl.lit(pid).alias("piece_id")) for pid, a in chunk]
+def test_notes_batch_table_sorts_each_piece_by_onset_pitch_track() -> None:
+    parts = [note_arrays(s) for s in _real_scores()]
+    parts.append({k: v[:0] for k, v in parts[0].items()})  # a piece without notes
+    for chunk in (parts, parts[:1], parts[-1:], [parts[0], parts[1], parts[2]], []):
+        table = notes_batch_table(chunk)
+        assert str(table.schema.field("piece").type) == ("int8" if len(table) else "int64")  # narrowed
+        got = widen_notes(pl.from_arrow(table))
+        frames = [pl.DataFrame(a).with_columns(pl.lit(i, pl.Int64).alias("piece")) for i, a in enumerate(chunk)]
         if not frames:
             assert len(got) == 0
             continue
         want = pl.concat([f.sort(["onset", "pitch", "track"], maintain_order=True) for f in frames])
         assert got.select(want.columns).equals(want)
+        assert got.drop("piece").schema == {k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}
+
+
+def test_narrow_keeps_every_value() -> None:
+    for lo, hi, dtype in ((-128, 127, np.int8), (0, 128, np.int16), (-(2**15) - 1, 0, np.int32),
+                          (0, 2**31, np.int64), (-(2**62), 2**62, np.int64)):
+        a = np.array([lo, 0, hi], dtype=np.int64)
+        got = _narrow(a)
+        assert got.dtype == dtype and (got.astype(np.int64) == a).all()
+    flags = np.array([True, False])
+    assert _narrow(flags) is flags and _narrow(np.zeros(0, dtype=np.int64)).dtype == np.int64
 
 
 def test_batch_order_falls_back_to_lexsort_when_the_key_is_too_big() -> None:

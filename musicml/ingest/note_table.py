@@ -91,30 +91,54 @@ def notes_frame_from_arrays(parts: list[tuple[str, dict[str, np.ndarray]]]) -> p
     return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"])
 
 
-def piece_order(piece_ids: pl.Series) -> np.ndarray:
+def piece_order(piece_ids: pl.Series | np.ndarray) -> np.ndarray:
     """Row indices that order a note table whose pieces' rows come together, each sorted by
-    onset, pitch, track (as :func:`notes_arrow` writes them), by piece id: the order of
-    ``sort(["piece_id", "onset", "pitch", "track"])`` by moving whole runs, with no sort of the rows."""
-    runs = piece_ids.rle()
-    lens = runs.struct.field("len").to_numpy().astype(np.int64)
-    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    order = np.argsort(runs.struct.field("value").to_numpy(), kind="stable")
+    onset, pitch, track (as :func:`notes_batch_table` writes them), by piece (its id, or any key
+    that sorts alike): the order of ``sort([piece, "onset", "pitch", "track"])`` by moving whole
+    runs, with no sort of the rows."""
+    keys = piece_ids.to_numpy() if isinstance(piece_ids, pl.Series) else np.asarray(piece_ids)
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    lens = np.diff(np.append(starts, n))
+    order = np.argsort(keys[starts], kind="stable")
     lens, starts = lens[order], starts[order]
     first = np.concatenate(([0], np.cumsum(lens)[:-1]))  # where each run lands
-    return np.repeat(starts - first, lens) + np.arange(int(lens.sum()), dtype=np.int64)
+    return np.repeat(starts - first, lens) + np.arange(n, dtype=np.int64)
 
 
-def notes_arrow(parts: list[tuple[str, dict[str, np.ndarray]]]) -> pa.Table:
-    """The rows of ``NOTE_SCHEMA`` for ``(piece_id, note_arrays(score))`` pairs as an Arrow table:
-    each piece's rows together, in the given order, sorted by onset, pitch, track (cheap to
-    build: one sort of the whole batch, no Python object per note)."""
-    n = np.array([len(a["pitch"]) for _, a in parts], dtype=np.int64)
-    cols = {k: np.concatenate([a[k] for _, a in parts]) if parts else np.zeros(0, dtype=_DTYPES[k])
-            for k in _DTYPES}
+def notes_batch_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
+    """The notes of a cache batch as an Arrow table: ``piece`` (the index of the piece in
+    ``parts``) and the other columns of ``NOTE_SCHEMA``, each piece's rows together in the given
+    order, sorted by onset, pitch, track. Each column is stored in the narrowest integer type
+    holding its values (:func:`widen_notes` gives ``NOTE_SCHEMA``'s types back): no string per
+    note, and a third of the bytes to write."""
+    n = np.array([len(a["pitch"]) for a in parts], dtype=np.int64)
+    cols = {k: np.concatenate([a[k] for a in parts]) if parts else np.zeros(0, dtype=_DTYPES[k]) for k in _DTYPES}
     piece = np.repeat(np.arange(len(parts), dtype=np.int64), n)
     order = _batch_order(piece, cols["onset"], cols["pitch"], cols["track"])
-    cols = {k: v[order] for k, v in cols.items()}
-    return pa.table({"piece_id": _repeated_strings([pid for pid, _ in parts], n), **{k: pa.array(v) for k, v in cols.items()}})
+    out = {"piece": _narrow(piece)}
+    for k, v in cols.items():
+        out[k] = _narrow(v)[order]  # narrowed first: the gather moves fewer bytes
+    return pa.table(out)
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """``a`` (booleans as they are) in the narrowest of int8..int64 that holds its values."""
+    if a.dtype == bool or not len(a):
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for t in (np.int8, np.int16, np.int32):
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            return a if a.dtype == t else a.astype(t)
+    return a.astype(np.int64)
+
+
+def widen_notes(notes: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
+    """A :func:`notes_batch_table` frame's columns in ``NOTE_SCHEMA``'s types (``piece`` as int64)."""
+    return notes.cast({"piece": pl.Int64, **{k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}})
 
 
 def _batch_order(piece: np.ndarray, onset: np.ndarray, pitch: np.ndarray, track: np.ndarray) -> np.ndarray:
@@ -135,19 +159,6 @@ def _batch_order(piece: np.ndarray, onset: np.ndarray, pitch: np.ndarray, track:
     key += np.arange(len(piece), dtype=np.int64)
     key.sort(kind="stable")  # timsort: each piece's tracks are runs already in time order
     return key & ((1 << bits) - 1)
-
-
-def _repeated_strings(values: list[str], counts: np.ndarray) -> pa.Array:
-    """A string array holding ``values[i]`` ``counts[i]`` times, in order."""
-    total = int(counts.sum())
-    encoded = [v.encode("utf-8") for v in values]
-    width = len(encoded[0]) if encoded else 0
-    if not width or any(len(e) != width for e in encoded) or total * width >= 2**31:  # through a dictionary
-        return pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(values), dtype=np.int32), counts)),
-                                              pa.array(values, type=pa.string())).cast(pa.string())
-    data = b"".join(e * c for e, c in zip(encoded, counts.tolist()))
-    offsets = np.arange(0, (total + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:

@@ -154,8 +154,10 @@ def velocity_bin_value(velocity: int, bins: int = 8) -> int:
 
 def _round_steps(ticks: np.ndarray, tpq: int, grid: int) -> np.ndarray:
     """floor(t * grid / tpq + 1/2) in exact integer arithmetic."""
-    t = np.asarray(ticks, dtype=np.int64)
-    return (t * (2 * grid) + tpq) // (2 * tpq)
+    out = np.asarray(ticks, dtype=np.int64) * (2 * grid)
+    out += tpq
+    out //= 2 * tpq
+    return out
 
 
 def _round_step(tick: int, tpq: int, grid: int) -> int:
@@ -163,6 +165,7 @@ def _round_step(tick: int, tpq: int, grid: int) -> int:
     return (2 * int(tick) * grid + tpq) // (2 * tpq)
 
 
+@lru_cache(maxsize=4096)
 def _sanitize_name(name: str) -> str:
     return _NAME_RE.sub("_", name.strip())[:24].strip("_")  # cut first: a cut may end in "_"
 
@@ -204,9 +207,8 @@ def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
     segs: list[tuple[int, int, int]] = [(0, 4, 4)]
     if not len(score.time_signatures):
         return segs
-    ts = score.time_signatures.numpy()
-    steps = [_round_step(t, tpq, grid) for t in ts["time"].tolist()]
-    events = sorted(zip(steps, range(len(steps)), ts["numerator"].tolist(), ts["denominator"].tolist()))
+    events = sorted((_round_step(ts.time, tpq, grid), i, ts.numerator, ts.denominator)
+                    for i, ts in enumerate(score.time_signatures))  # (few: cheaper than .numpy())
     for t, _, num, den in events:
         if not _valid_ts(num, den, grid):
             continue
@@ -305,8 +307,11 @@ def encode(
 
     # every note on the grid: onset, duration, pitch, written velocity, track
     on = _round_steps(c.time, tpq, grid)
-    dur = c.duration if int(c.duration.min()) >= 0 else np.maximum(c.duration, 0)
-    dur = _round_steps(c.time + dur, tpq, grid) - on
+    dur = c.time + (c.duration if int(c.duration.min()) >= 0 else np.maximum(c.duration, 0))  # the end
+    dur *= 2 * grid  # _round_steps in place
+    dur += tpq
+    dur //= 2 * tpq
+    dur -= on
     np.maximum(dur, 1, out=dur)
     pitch, track = c.pitch, c.track
     vel = _velocity_table(velocity_bins)[c.velocity + 128]  # binning commutes with the merge's max
@@ -320,7 +325,14 @@ def encode(
     segs = _segments(score, tpq, grid)
     bounds, ts_changes = _bar_starts(segs, grid, int(on.max()))
     bar_starts = bounds[:-1]
-    bar = bar_starts.searchsorted(on, side="right") - 1
+    if len(segs) == 1:  # one signature from step 0: bar k starts at (k * per) // den, so on's bar is
+        _, num, den = segs[0]  # the largest k with k * per <= (on + 1) * den - 1 (on >= 0 here)
+        bar = on + 1
+        bar *= den
+        bar -= 1
+        bar //= num * 4 * grid
+    else:
+        bar = bar_starts.searchsorted(on, side="right") - 1
     pos = on - bar_starts[bar]
 
     # sorted by (bar, track, position, pitch); equal (track, onset, pitch) merged
@@ -329,10 +341,13 @@ def encode(
     n = len(on)
     idx_bits = n.bit_length()
     if (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS:
-        packed = bar * (n_tracks * width * 128 << idx_bits)
-        packed += track * (width * 128 << idx_bits)
-        packed += pos * (128 << idx_bits)
-        packed += pitch.astype(np.int64) << idx_bits
+        packed = bar * n_tracks  # ((bar * n_tracks + track) * width + pos) * 128 + pitch, then the index
+        packed += track
+        packed *= width
+        packed += pos
+        packed *= 128
+        packed += pitch
+        packed <<= idx_bits
         packed += np.arange(n, dtype=np.int64)
         packed.sort(kind="stable")  # timsort: each track's notes are a run already in time order
         order = packed & ((1 << idx_bits) - 1)
@@ -455,10 +470,10 @@ def _body(bar, tid, pos, pitch, dur, vel, n_tracks: int, n_bars: int, bar_events
     new_pos[1:] |= pos[1:] != pos[:-1]
     new_vel = new_section.copy()
     new_vel[1:] |= vel[1:] != vel[:-1]
-    count = new_section + np.ones(n, dtype=np.int64)
-    count += new_pos
-    count += new_vel
-    at_note = np.cumsum(count)
+    count = new_section.view(np.int8) + new_pos.view(np.int8)  # tokens per note: 1 to 4
+    count += new_vel.view(np.int8)
+    count += 1
+    at_note = np.cumsum(count, dtype=np.int64)
     at_note += bar  # after the tokens of the notes so far, and one bar line per bar so far
     at_vel = at_note - new_vel
     at_pos = at_vel - new_pos
