@@ -26,7 +26,9 @@ def current_works(lake) -> list[str]:
     path = lake.path("curated", "splits.parquet")
     if not path.exists() or "work_id" not in pl.read_parquet_schema(path):  # (hand-made test lakes)
         return []
-    return sorted(pl.read_parquet(path, columns=["work_id"])["work_id"].unique().to_list())
+    from musicml.lake import read_frame
+
+    return sorted(read_frame(path, columns=["work_id"])["work_id"].unique().to_list())
 
 
 def record_works(lake, run_dir) -> None:

@@ -187,6 +187,16 @@ def write_parquet(path: Path | str, table: pa.Table | Any, *, compression: str =
         pq.write_table(table, tmp, compression=compression, write_statistics=True)
 
 
+def read_frame(path: Path | str, columns: list[str] | None = None) -> Any:
+    """A local parquet file as a polars DataFrame, read through one open file: polars reading by
+    path opens it more than once, so a file atomically replaced in between (another run writing
+    it) reads as corrupt or panics; one handle always sees one whole file."""
+    import polars as pl
+
+    with open(local_folder(path), "rb") as f:
+        return pl.read_parquet(f, columns=columns)
+
+
 def read_parquet(path: Path | str) -> pa.Table:
     """A parquet file as a pyarrow table; ``path`` may be an fsspec URL."""
     if _remote(path):

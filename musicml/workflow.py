@@ -26,7 +26,7 @@ from musicml.curate.splits import SplitConfig, assign_splits
 from musicml.evaluate.config import EvaluationConfig
 from musicml.generate.config import SamplesConfig
 from musicml.ingest.corpus import seed_drop_zone
-from musicml.lake import Lake, read_json, write_json, write_parquet
+from musicml.lake import Lake, read_frame, read_json, write_json, write_parquet
 from musicml.shards.config import ShardsConfig
 from musicml.tokenizers import Codec, TokenizerConfig, load_codec, save_codec, train_codec
 
@@ -75,7 +75,7 @@ def ingest_bucket_step(lake: Lake, bucket: str, config: ingest_lib.IngestConfig 
 
 def parse_step(lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pieces and notes of every ingested file, from the parse cache."""
-    files = pl.read_parquet(lake.path("ingest", "files.parquet"))
+    files = read_frame(lake.path("ingest", "files.parquet"))
     pieces, notes = ingest_lib.load_parsed(lake, files)
     write_parquet(lake.path("parsed", "pieces.parquet"), pieces)
     write_parquet(lake.path("parsed", "notes.parquet"), notes)

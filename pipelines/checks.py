@@ -7,6 +7,7 @@ import polars as pl
 from musicml import shards
 from musicml.automation import DataChecksConfig
 from musicml.curate.splits import find_leaks
+from musicml.lake import read_frame
 from pipelines.assets.curation import raw_scores, splits
 from pipelines.assets.tokens import token_shards
 from pipelines.config import dagster_config
@@ -17,7 +18,7 @@ from pipelines.resources import LakeResource
 @dg.asset_check(asset=splits, blocking=True, description="No work, duplicate or augmented copy straddles splits.")
 def no_split_leak(lake: LakeResource) -> dg.AssetCheckResult:
     lk = lake.lake()
-    rows = pl.read_parquet(lk.path("curated", "splits.parquet"))
+    rows = read_frame(lk.path("curated", "splits.parquet"))
     by_work = find_leaks(rows)
     same_text = (
         rows.group_by("text_hash").agg(pl.col("split").n_unique().alias("n"), pl.col("row_id").first())
@@ -41,7 +42,7 @@ def every_file_accounted(lake: LakeResource) -> dg.AssetCheckResult:
     from musicml.ingest import scan
 
     lk = lake.lake()
-    files = pl.read_parquet(lk.path("ingest", "files.parquet"))
+    files = read_frame(lk.path("ingest", "files.parquet"))
     on_disk = {e.rel for e in scan(lk.raw_dir)}
     rows = files["path"].to_list()
     missing, extra = on_disk - set(rows), set(rows) - on_disk
@@ -60,7 +61,7 @@ EnoughValidFilesConfig = dagster_config(DataChecksConfig, name="EnoughValidFiles
 @dg.asset_check(asset=raw_scores, blocking=True,
                 description="At least min_valid_files files of the drop zone were ingested (not rejected).")
 def enough_valid_files(config: EnoughValidFilesConfig, lake: LakeResource) -> dg.AssetCheckResult:
-    files = pl.read_parquet(lake.lake().path("ingest", "files.parquet"))
+    files = read_frame(lake.lake().path("ingest", "files.parquet"))
     counts = dict(files.group_by("status").len().iter_rows())
     valid, needed = counts.get("ingested", 0), config.build().min_valid_files
     return dg.AssetCheckResult(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import dagster as dg
-import polars as pl
 
 from musicml.automation import RetrainConfig, current_works, new_works
 from musicml.ingest import DropZoneChanges, drop_zone_changes, files_table_path
-from musicml.lake import Lake
+from musicml.lake import Lake, read_frame
 from pipelines.jobs import main_job, train_job
 from pipelines.resources import LakeResource, MlflowResource
 
@@ -19,7 +18,7 @@ MAX_REQUEST_PATHS = RetrainConfig.max_request_paths  # more changes: a request w
 def pending_changes(lake: Lake) -> DropZoneChanges:
     """The drop zone against the lake's files table (``musicml.ingest.drop_zone_changes``)."""
     table = files_table_path(lake)
-    return drop_zone_changes(lake.raw_dir, pl.read_parquet(table) if table.exists() else None)
+    return drop_zone_changes(lake.raw_dir, read_frame(table) if table.exists() else None)
 
 
 def run_key(changes: DropZoneChanges) -> str:

@@ -123,3 +123,27 @@ def test_checkpoint_save_failure_leaves_nothing(tmp_path) -> None:
     with pytest.raises(Exception, match="cannot save"):
         checkpoint.save({"x": Unsaveable()}, tmp_path / "step_000001.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_frame_sees_whole_files_while_another_process_replaces_them(tmp_path) -> None:
+    """One open handle per read: every read gives one whole version of a file that another
+    process keeps replacing atomically (polars reading by path can mix two versions)."""
+    import subprocess
+    import sys
+
+    import polars as pl
+
+    from musicml.lake import read_frame
+
+    path = tmp_path / "t.parquet"
+    write_parquet(path, pl.DataFrame({"a": [0]}))
+    code = ("import sys, polars as pl; from musicml.lake import write_parquet\n"
+            "for i in range(400): write_parquet(sys.argv[1], pl.DataFrame({'a': list(range(1 + (i % 7) * 2000))}))")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(path)])
+    sizes = set()
+    while writer.poll() is None:
+        frame = read_frame(path)
+        assert frame["a"].to_list() == list(range(len(frame)))  # a whole version, never a mix
+        sizes.add(len(frame))
+    assert writer.returncode == 0 and len(sizes) > 1
+    assert read_frame(path, columns=["a"]).columns == ["a"]

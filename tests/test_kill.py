@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 from musicml import shards, tracking, workflow
-from musicml.lake import Lake, read_json, write_parquet
+from musicml.lake import Lake, read_frame, read_json, write_parquet
 from pipelines import pools
 from pipelines.recovery import reclaim_dead_runs
 
@@ -178,7 +178,9 @@ def test_ingestion_killed_then_rerun_accounts_for_every_file_once(tmp_path):
         shutil.copy(f, lake.raw_dir / f.name)
     home, env = instance_env(tmp_path, lake)
 
-    watcher = Watcher(lambda: pl.read_parquet(files).height)  # a reader of files.parquet all along
+    # a reader of files.parquet all along, as the project reads it (musicml.lake.read_frame: one
+    # open file; polars reading by path opens it twice and can mix two versions of a replaced file)
+    watcher = Watcher(lambda: read_frame(files).height)
     watcher.start()
     first = materialize(env, {"seed_default_corpus": False}, tmp_path, "raw_scores")
     kill_when(first, lambda: len(list(cache.rglob("*.pieces.arrow"))) > batches_before + 1,

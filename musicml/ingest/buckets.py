@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from musicml.lake import Lake
+from musicml.lake import Lake, read_frame
 
 BUCKETS = 8  # partitions of the drop zone for ingestion on several machines (raw_score_buckets)
 BUCKET_DIR = ("ingest", "buckets")
@@ -71,7 +71,7 @@ def earlier_rows(tables: list[Path]) -> pl.DataFrame | None:
     frames = []
     for path in tables:
         if path.exists():
-            df = pl.read_parquet(path)
+            df = read_frame(path)
             missing = [pl.lit(None, dtype=t).alias(c) for c, t in FILE_SCHEMA.items() if c not in df.columns]
             frames.append(df.with_columns(missing).select(list(FILE_SCHEMA)).cast(FILE_SCHEMA))
     if not frames:
