@@ -41,6 +41,14 @@ def _lake(tmp_path: Path, n: int = 3) -> Lake:
     return lake
 
 
+def _one_file(tmp_path: Path):
+    """A one-file drop zone ingested once: ``(lake, first result, its path name, its file)``."""
+    lake = _lake(tmp_path, 1)
+    first = ingest(lake, CFG)
+    (name,) = first.files["path"]
+    return lake, first, name, lake.raw_dir / name
+
+
 def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files ingestion opens from now on."""
     opened: list[str] = []
@@ -69,10 +77,7 @@ def test_unchanged_files_are_not_read(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_same_size_new_mtime_is_read_and_parsed_again(tmp_path: Path) -> None:
-    lake = _lake(tmp_path, 1)
-    first = ingest(lake, CFG)
-    (name,) = first.files["path"]
-    path = lake.raw_dir / name
+    lake, first, name, path = _one_file(tmp_path)
     data = path.read_bytes()
     i = data.index(b"T:") + 2  # one letter of the title changed: same size, other bytes
     path.write_bytes(data[:i] + (b"Y" if data[i:i + 1] != b"Y" else b"Z") + data[i + 1:])
@@ -96,10 +101,7 @@ def test_touched_file_is_hashed_again_and_reuses_its_parse(tmp_path: Path) -> No
 
 def test_reuse_stat_off_reads_every_file(tmp_path: Path) -> None:
     """A rewrite that keeps size and mtime (a restored mtime) is seen only by reading."""
-    lake = _lake(tmp_path, 1)
-    first = ingest(lake, CFG)
-    (name,) = first.files["path"]
-    path = lake.raw_dir / name
+    lake, first, name, path = _one_file(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data.replace(b"T:", b"T:X", 1)[:len(data)])
     _age(path)
