@@ -403,3 +403,17 @@ def test_alphatex_piece_carries_its_title() -> None:
     assert [p.title for p in parsed.pieces] == ["Hello"]
     untitled = parse_bytes(b"3.3.4 | 0.1.4\n", "atex", "y.atex")
     assert [p.title for p in untitled.pieces] == [""]
+
+
+def test_text_size_limit_counts_utf8_bytes() -> None:
+    """``max_text_bytes`` counts bytes, not characters, where the canonical text is not ASCII."""
+    from musicml.formats import ScoreError
+    from musicml.ingest.files import utf8_len
+
+    assert utf8_len("MIDI grid=4") == 11 and utf8_len("Été ♪") == 9
+    data = "X:1\nT:Été ♪ déjà\nM:4/4\nL:1/8\nK:G\nGABc dedB|\n".encode()
+    text = parse_bytes(data, "abc", "t.abc").pieces[0].text
+    assert not text.isascii()
+    assert parse_bytes(data, "abc", "t.abc", IngestConfig(max_text_bytes=utf8_len(text))).pieces
+    with pytest.raises(ScoreError, match="canonical text too large"):
+        parse_bytes(data, "abc", "t.abc", IngestConfig(max_text_bytes=len(text)))

@@ -5,11 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
-from musicml.formats.midi import text as miditext
 from musicml.ingest import IngestConfig, cache_paths, ingest, load_parsed
 from musicml.ingest.corpus import music21_abc_files
 from musicml.lake import Lake
@@ -71,12 +69,3 @@ def test_missing_cache_is_a_clear_error(tmp_path: Path, derived) -> None:
         p.unlink()
     with pytest.raises(FileNotFoundError, match="no parse cache for 4 ingested file"):
         load_parsed(lake, files)
-
-
-def test_unique_helper_matches_numpy() -> None:
-    rng = np.random.default_rng(0)
-    for top in (50, 1 << 20):
-        v = rng.integers(0, top, 300)
-        u, inv = miditext._unique(v)
-        ref_u, ref_inv = np.unique(v, return_inverse=True)
-        assert (u == ref_u).all() and (inv == ref_inv.reshape(-1)).all()

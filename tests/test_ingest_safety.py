@@ -248,6 +248,8 @@ def _misbehaving_worker(conn, memory_bytes):  # runs in a spawned child; speaks 
     while True:
         try:
             header = json.loads(conn.recv_bytes())
+            if any(f["rel"] == "toobig.mid" for f in header["files"]):
+                os._exit(1)  # as a MemoryError receiving the batch's bytes
             conn.recv_bytes()
         except EOFError:
             return
@@ -266,7 +268,8 @@ def _misbehaving_worker(conn, memory_bytes):  # runs in a spawned child; speaks 
 
 def _pool_replies(workers: int, rels: tuple[str, ...], **kw) -> dict[str, dict]:
     pool = ParserPool(workers, 0, target=_misbehaving_worker)
-    tasks = [Task("/nonexistent", rel, "midi", "0" * 64, b"x", {}) for rel in rels]
+    tasks = [Task("/nonexistent", rel, "midi", "0" * 64, b"x" * (1 << 20 if rel == "toobig.mid" else 1), {})
+             for rel in rels]
     try:
         replies = [(t.rel, r) for t, r in pool.run(tasks, timeout_s=3, **kw)]
     finally:
@@ -415,3 +418,13 @@ def test_unfinished_rows_are_parsed_again_next_run(tmp_path: Path) -> None:
     stale = first.files.with_columns(pl.lit("").alias("parser_version"))  # as if every reader had died
     again = ingest(lake, previous=stale)
     assert again.parsed == 1 and again.reused == 0
+
+
+def test_a_batch_a_worker_dies_receiving_costs_only_the_file_too_big_for_it() -> None:
+    """A worker that dies receiving a batch (a file's bytes beyond its memory limit) is replaced;
+    the batch is sent again file by file, and only that file is rejected."""
+    rels = ("a.mid", "toobig.mid", "b.mid", "c.mid")
+    replies = _pool_replies(1, rels, batch_files=64)
+    assert replies["toobig.mid"]["status"] == "rejected"
+    assert replies["toobig.mid"]["reason"].startswith("toobig.mid: reader process exited with code 1 while receiving")
+    assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid"))

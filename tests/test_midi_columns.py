@@ -3,6 +3,8 @@ from them equal what each made on its own (symusic's resample, per-track numpy),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -14,7 +16,7 @@ from test_miditext import assert_round_trip
 from musicml.formats import get_format
 from musicml.formats.midi import text as miditext
 from musicml.formats.midi.columns import note_columns
-from musicml.formats.midi.format import MidiPiece
+from musicml.formats.midi.format import MidiPiece, midi_title, path_stem
 from musicml.formats.midi.text import encode
 from musicml.ingest.note_table import (
     NOTE_SCHEMA,
@@ -68,6 +70,32 @@ def test_note_arrays_overflow_is_refused_as_symusic_does() -> None:
         s.resample(tpq=24, min_dur=1)
     with pytest.raises(OverflowError, match="out of int32 range"):
         note_arrays(s)
+
+
+def test_note_arrays_round_negative_times_half_away_from_zero() -> None:
+    """Times before 0 (a shifted score) take the sign-aware rounding, as symusic's resample."""
+    s = Score(480)
+    t = Track("early", 0, False)
+    for time, duration in ((-250, 10), (-10, 250), (-9, 9), (250, 30), (0, 0)):  # -12.5, 12.5, 0.5 steps
+        t.notes.append(Note(time, duration, 60, 80))
+    s.tracks.append(t)
+    assert _equal_arrays(note_arrays(s), _note_arrays_resampled(s))
+    assert note_arrays(s)["onset"].tolist() == [-13, -1, 0, 13, 0]
+
+
+def test_columns_carry_the_track_names_for_the_title() -> None:
+    for score in _real_scores():
+        c = note_columns(score)
+        assert c.names == tuple(t.name for t in score.tracks)
+        assert midi_title(score, "dir/song.mid", c) == midi_title(score, "dir/song.mid")
+    band = symusic.Score(_D.band)
+    assert midi_title(band, "a/b.c.mid").startswith("b.c (")
+
+
+@pytest.mark.parametrize("source", ["a.mid", "dir/a.mid", "a", ".mid", "..mid", "a.", "a..", "x/.", "x/", "", "/",
+                                    "a/b/c.tar.gz", ".", "..", "a/..", "//a.mid", "a//b.mid", "./a.mid", "d.d/x"])
+def test_path_stem_is_paths_stem(source) -> None:
+    assert path_stem(source) == Path(source).stem
 
 
 def test_piece_stats_from_columns() -> None:

@@ -1,9 +1,11 @@
 """Parsing in worker processes, in batches of files, each file under a time and a memory limit.
 
 A native reader (symusic's MIDI and ABC parsers are C++) can crash, hang or exhaust memory on a
-hostile file. Files are therefore parsed in worker processes with ``RLIMIT_AS`` set. A worker
-gets a batch of files in one message (small files cost no round trip each), answers each file
-with a small JSON dict as soon as it is parsed, then writes the batch's parse cache (atomically,
+hostile file. Files are therefore parsed in worker processes with ``RLIMIT_DATA`` set (the memory
+a worker writes: heap and anonymous mappings, not the address space its libraries map or reserve,
+which numba's LLVM and the allocators of polars and Arrow make large and which says nothing about
+the file). A worker gets a batch of files in one message (small files cost no round trip each),
+answers each file with a small JSON dict as soon as it is parsed, then writes the batch's parse cache (atomically,
 one pieces and one notes file per batch) and says so. The parent waits at most ``timeout_s``
 for each answer: a worker that overruns or dies is killed and replaced, the file it was parsing
 becomes a ``rejected`` row (a crash is first confirmed by parsing that file alone), and the
@@ -24,6 +26,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
@@ -43,19 +46,40 @@ class Task:
     config: dict
 
 
+# A worker's environment, set before its interpreter starts (a spawned child imports the package of
+# its target, and so polars, pyarrow and symusic, before the target runs): one thread each, and
+# Arrow's system allocator (its default, mimalloc, commits ~1 GB up front); with these a worker
+# starts with ~0.25 GB written instead of ~1.3 GB.
+WORKER_ENV = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
+              "ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "1"}
+
+
+@contextmanager
+def _worker_environment() -> Iterator[None]:
+    """``WORKER_ENV`` in this process's environment while a worker is started, then as it was."""
+    before = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in a child
-    os.environ["POLARS_MAX_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    # Arrow's default allocator (mimalloc) reserves ~1 GB of address space up front, which
-    # RLIMIT_AS counts: the system allocator keeps a worker's limit for the files it parses
-    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    os.environ.update(WORKER_ENV)  # (for what reads them later; the libraries read them at import)
     _one_malloc_arena()
     import resource
 
+    from musicml.ingest.files import CacheBatch, warm_up
+
+    warm_up()  # the MIDI path's compiled kernels, loaded (LLVM can abort under the memory limit)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash is reported at once, not dumped
     if memory_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    from musicml.ingest.files import CacheBatch
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
 
     conn.send_bytes(READY)
     while True:
@@ -69,14 +93,15 @@ def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cov
             data, at = blob[at:at + f["size"]], at + f["size"]
             reply = batch.add(data, f["fmt"], f["rel"], f["digest"])
             conn.send_bytes(json.dumps({"i": k, "reply": reply}).encode("utf-8"))
+            if batch.out_of_memory:  # a heap at its limit fails the next files too (or hangs a native
+                return  # reader): the parent parses the batch's other files again in a fresh worker
         conn.send_bytes(json.dumps({"written": batch.write()}).encode("utf-8"))
 
 
 def _one_malloc_arena() -> None:  # pragma: no cover - runs in a child
-    """glibc gives every thread that allocates its own malloc arena, each reserving 64-128 MB of
-    address space that ``RLIMIT_AS`` counts (a worker's libraries start several threads; on a
-    machine with many cores, more): one arena keeps a single-threaded worker's reserve to what
-    it uses, ~0.55 GB instead of ~0.95 GB here. A no-op where there is no glibc."""
+    """glibc gives every thread that allocates its own malloc arena, each holding on to 64-128 MB
+    (a worker's libraries start several threads; on a machine with many cores, more): one arena
+    keeps a single-threaded worker's memory to what it uses. A no-op where there is no glibc."""
     import ctypes
     import ctypes.util
 
@@ -93,7 +118,8 @@ class _Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=target, args=(child, memory_bytes), daemon=True,
                                 name="musicml-ingest-worker")
-        self.proc.start()
+        with _worker_environment():
+            self.proc.start()
         child.close()
         self.ready = False
 
@@ -179,17 +205,12 @@ class ParserPool:
         self._start(min(self.size, len(queue)))
         try:
             while queue or busy:
-                while queue and len(busy) < self.size:
-                    w, batch = self._take(), queue.popleft()
-                    try:
-                        w.send(batch)
-                    except (BrokenPipeError, OSError):
-                        w.kill()
-                        w = self._new()
-                        w.send(batch)
-                    busy[w.conn] = _Job(w, batch, time.monotonic() + timeout_s)
+                yield from self._dispatch(queue, busy, timeout_s)
+                if not busy:
+                    continue
                 soonest = min(job.deadline for job in busy.values())
                 ready = wait(list(busy), timeout=max(0.0, soonest - time.monotonic()))
+                done: list[tuple[Task, dict]] = []  # yielded once idle workers have their next batch
                 for conn in ready:
                     job = busy[conn]
                     try:
@@ -197,31 +218,59 @@ class ParserPool:
                     except (EOFError, OSError):
                         del busy[conn]
                         job.worker.kill()
-                        yield from self._lost(job, queue, f"{job.worker.exit_description()} while parsing "
-                                                          f"(a crash in a native reader; the file is skipped)",
-                                              confirm=True)
+                        done += self._lost(job, queue, f"{job.worker.exit_description()} while parsing "
+                                                       f"(a crash in a native reader, or memory beyond the "
+                                                       f"worker's limit; the file is skipped)", confirm=True)
                         continue
                     job.deadline = time.monotonic() + timeout_s
                     if "written" in msg:  # the batch's cache is written: its answers hold
                         del busy[conn]
                         self.idle.append(job.worker)
                         failed = {int(k): reason for k, reason in msg["written"].items()}
-                        for k, reply in job.held.items():
-                            yield job.batch[k], _failure(failed[k]) if k in failed else reply
+                        done += [(job.batch[k], _failure(failed[k]) if k in failed else reply)
+                                 for k, reply in job.held.items()]
                     elif msg["reply"]["status"] == "ingested":
                         job.held[msg["i"]] = msg["reply"]
                     else:
                         job.answered.add(msg["i"])
-                        yield job.batch[msg["i"]], msg["reply"]
+                        done.append((job.batch[msg["i"]], msg["reply"]))
                 now = time.monotonic()
                 for conn in [c for c, job in busy.items() if job.deadline <= now]:
                     job = busy.pop(conn)
                     job.worker.kill()
-                    yield from self._lost(job, queue, f"reader did not finish within {timeout_s:g} s "
-                                                      f"(parse_timeout_s); stopped", confirm=False)
+                    done += self._lost(job, queue, f"reader did not finish within {timeout_s:g} s "
+                                                   f"(parse_timeout_s); stopped", confirm=False)
+                done += self._dispatch(queue, busy, timeout_s)  # no worker idle while ``done`` is consumed
+                yield from done
         finally:
             for job in busy.values():  # the consumer stopped early: these workers are mid-task
                 job.worker.kill()
+
+    def _dispatch(self, queue: deque, busy: dict[Connection, _Job], timeout_s: float) -> list[tuple[Task, dict]]:
+        """Give queued batches to workers until every worker of the pool is busy. A batch that a
+        fresh worker dies receiving (its bytes need more memory than the worker's limit) is
+        queued again file by file, and such a lone file is rejected: what that costs."""
+        lost: list[tuple[Task, dict]] = []
+        while queue and len(busy) < self.size:
+            w, batch = self._take(), queue.popleft()
+            try:
+                w.send(batch)
+            except (BrokenPipeError, OSError):  # an idle worker that died since, or this batch
+                w.kill()
+                w = self._new()
+                try:
+                    w.send(batch)
+                except (BrokenPipeError, OSError):
+                    w.kill()
+                    if len(batch) > 1:
+                        queue.extendleft([t] for t in reversed(batch))
+                    else:
+                        lost.append((batch[0], _failure(f"{batch[0].rel}: {w.exit_description()} while receiving "
+                                                        f"the file (more memory than the worker's limit allows; "
+                                                        f"the file is skipped)")))
+                    continue
+            busy[w.conn] = _Job(w, batch, time.monotonic() + timeout_s)
+        return lost
 
     @staticmethod
     def _lost(job: _Job, queue: deque, problem: str, confirm: bool) -> Iterator[tuple[Task, dict]]:
@@ -236,10 +285,10 @@ class ParserPool:
                 queue.appendleft([culprit])
             else:
                 yield culprit, _failure(f"{culprit.rel}: {problem}")
-        elif len(job.batch) == 1:  # the cache write of a lone file
+        elif len(again) == 1 and len(job.batch) == 1:  # the cache write of a lone file
             yield job.batch[0], _failure(f"{job.batch[0].rel}: {problem}")
             again = []
-        else:  # the batch's cache write: write each file alone
+        else:  # the batch's cache write (or a worker that quit after its last answer): each file alone
             queue.extendleft([t] for t in reversed(again))
             again = []
         if again:

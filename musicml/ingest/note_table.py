@@ -12,6 +12,7 @@ import pyarrow as pa
 import symusic
 
 from musicml.formats.midi.columns import NoteColumns, note_columns
+from musicml.ingest import note_kernels
 
 TPQ = 24
 
@@ -42,19 +43,54 @@ def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dic
     else:  # symusic's resample: std::round(tpq_new / tpq_old * t), durations at least min_dur
         scale = TPQ / c.tpq
         onset = _round_half_away(c.time * scale)
-        duration = np.maximum(_round_half_away(c.duration * scale), 1)
-        if len(onset) and max(int(onset.max()), int(duration.max())) > 2**31 - 1:
+        duration = _round_half_away(c.duration * scale)
+        np.maximum(duration, 1, out=duration)
+        # (with scale <= 1 no int32 tick can round past int32's range)
+        if scale > 1 and len(onset) and max(int(onset.max()), int(duration.max())) > 2**31 - 1:
             raise OverflowError("symusic::resample: time after resample is out of int32 range")
     return {"track": c.track.astype(np.int16), "program": c.programs[c.track], "is_drum": c.drums[c.track],
             "onset": onset, "duration": duration, "pitch": c.pitch, "velocity": c.velocity}
 
 
+def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, np.ndarray]:
+    """:func:`note_arrays` in the note table's order (onset, pitch, track; ties as stored), in
+    ``_DTYPES``' types: the rows :func:`notes_batch_table` writes for the piece, so a batch of
+    such parts is not sorted again (``presorted=True``). One compiled pass to resample and key
+    the notes, numpy's sort of the keys, one compiled gather
+    (:mod:`musicml.ingest.note_kernels`)."""
+    if score.ttype != symusic.TimeUnit.tick:
+        return _sorted(_note_arrays_resampled(score))
+    c = note_columns(score) if columns is None else columns
+    scale = TPQ / c.tpq
+    onset, dur, key, top_on, top_dur = note_kernels.resampled_keys(
+        c.time, c.duration, c.pitch, c.track, scale, c.tpq != TPQ, max(1, len(c.time).bit_length()))
+    if c.tpq != TPQ and scale > 1 and len(onset) and max(top_on, top_dur) > 2**31 - 1:
+        raise OverflowError("symusic::resample: time after resample is out of int32 range")
+    if len(key) == len(onset):
+        key.sort()  # distinct keys (the index is in their low bits): any sort is stable
+        order, bits = key, max(1, len(c.time).bit_length())
+    else:
+        order, bits = np.lexsort((c.track, c.pitch, onset)), 0
+    cols = note_kernels.gather_sorted(order, bits, onset, dur, c.pitch, c.velocity, c.track, c.programs, c.drums)
+    return dict(zip(("track", "program", "is_drum", "onset", "duration", "pitch", "velocity"), cols, strict=True))
+
+
+def _sorted(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    order = np.lexsort((a["track"], a["pitch"], a["onset"]))
+    return {k: a[k].astype(_DTYPES[k], copy=False)[order] for k in _DTYPES}
+
+
 def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round`` (half away from zero) of float64 values, as int64."""
-    a = np.abs(x)
-    r = np.floor(a)
-    r += (a - r) >= 0.5
-    return np.copysign(r, x).astype(np.int64)
+    """``std::round`` (half away from zero) of float64 values, as int64; ``x`` is overwritten."""
+    if len(x) and x.min() < 0:
+        a = np.abs(x)
+        r = np.floor(a)
+        r += (a - r) >= 0.5
+        return np.copysign(r, x).astype(np.int64)
+    r = np.floor(x)  # non-negative (the usual case): the same in fewer passes
+    x -= r
+    r += x >= 0.5
+    return r.astype(np.int64)
 
 
 def _note_arrays_resampled(score: symusic.Score) -> dict[str, np.ndarray]:
@@ -108,19 +144,20 @@ def piece_order(piece_ids: pl.Series | np.ndarray) -> np.ndarray:
     return np.repeat(starts - first, lens) + np.arange(n, dtype=np.int64)
 
 
-def notes_batch_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
+def notes_batch_table(parts: list[dict[str, np.ndarray]], presorted: bool = False) -> pa.Table:
     """The notes of a cache batch as an Arrow table: ``piece`` (the index of the piece in
     ``parts``) and the other columns of ``NOTE_SCHEMA``, each piece's rows together in the given
-    order, sorted by onset, pitch, track. Each column is stored in the narrowest integer type
+    order, sorted by onset, pitch, track (``presorted``: each part is so already, as
+    :func:`sorted_note_arrays` gives them). Each column is stored in the narrowest integer type
     holding its values (:func:`widen_notes` gives ``NOTE_SCHEMA``'s types back): no string per
     note, and a third of the bytes to write."""
     n = np.array([len(a["pitch"]) for a in parts], dtype=np.int64)
     cols = {k: np.concatenate([a[k] for a in parts]) if parts else np.zeros(0, dtype=_DTYPES[k]) for k in _DTYPES}
     piece = np.repeat(np.arange(len(parts), dtype=np.int64), n)
-    order = _batch_order(piece, cols["onset"], cols["pitch"], cols["track"])
+    order = None if presorted else _batch_order(piece, cols["onset"], cols["pitch"], cols["track"])
     out = {"piece": _narrow(piece)}
     for k, v in cols.items():
-        out[k] = _narrow(v)[order]  # narrowed first: the gather moves fewer bytes
+        out[k] = _narrow(v) if order is None else _narrow(v)[order]  # narrowed first: the gather moves fewer bytes
     return pa.table(out)
 
 

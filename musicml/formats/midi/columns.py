@@ -34,6 +34,7 @@ class NoteColumns:
     counts: np.ndarray  # int64: notes of each track of ``score.tracks``
     programs: np.ndarray  # int16: each track's program as stored (0..255)
     drums: np.ndarray  # bool: each track's is_drum
+    names: tuple[str, ...] = ()  # each track's name
 
     @property
     def n_tracks(self) -> int:
@@ -44,19 +45,22 @@ def note_columns(score: symusic.Score) -> NoteColumns:
     """The columns of ``score`` (converted to ticks first when it is in another time unit)."""
     if score.ttype != symusic.TimeUnit.tick:
         score = score.to("tick")
-    tracks = list(score.tracks)
-    arrays = [t.notes.numpy() for t in tracks]
+    arrays, names, programs, drums = [], [], [], []
+    for t in score.tracks:  # each access to ``score.tracks`` builds its wrappers anew: one pass
+        arrays.append(t.notes.numpy())
+        names.append(t.name)
+        programs.append(t.program)
+        drums.append(t.is_drum)
     counts = np.array([len(a["time"]) for a in arrays], dtype=np.int64)
-    programs = np.array([t.program for t in tracks], dtype=np.int16)
-    drums = np.array([t.is_drum for t in tracks], dtype=bool)
+    tracks = (np.array(programs, dtype=np.int16), np.array(drums, dtype=bool), tuple(names))
     if len(arrays) == 1:  # one track: no concatenation
         a = arrays[0]
         return NoteColumns(int(score.tpq), a["time"].astype(np.int64), a["duration"].astype(np.int64),
                            a["pitch"].astype(np.int16), a["velocity"].astype(np.int16),
-                           np.zeros(len(a["time"]), dtype=np.int64), counts, programs, drums)
+                           np.zeros(len(a["time"]), dtype=np.int64), counts, *tracks)
     if not arrays:
         e64, e16 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
-        return NoteColumns(int(score.tpq), e64, e64, e16, e16, e64, counts, programs, drums)
+        return NoteColumns(int(score.tpq), e64, e64, e16, e16, e64, counts, *tracks)
     return NoteColumns(
         int(score.tpq),
         np.concatenate([a["time"] for a in arrays], dtype=np.int64),
@@ -65,6 +69,5 @@ def note_columns(score: symusic.Score) -> NoteColumns:
         np.concatenate([a["velocity"] for a in arrays], dtype=np.int16),
         np.repeat(np.arange(len(arrays), dtype=np.int64), counts),
         counts,
-        programs,
-        drums,
+        *tracks,
     )

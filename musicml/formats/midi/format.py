@@ -24,10 +24,20 @@ class MidiPiece(Piece):
     columns: NoteColumns | None = field(default=None, compare=False, repr=False)
 
 
-def midi_title(score: symusic.Score, source: str) -> str:
-    """The file's stem, with up to four track names."""
-    names = [t.name for t in score.tracks if t.name]
-    return Path(source).stem if not names else f"{Path(source).stem} ({', '.join(names[:4])})"
+def midi_title(score: symusic.Score, source: str, columns: NoteColumns | None = None) -> str:
+    """The file's stem, with up to four track names (those ``columns`` carry, where given)."""
+    names = [n for n in (columns.names if columns is not None else (t.name for t in score.tracks)) if n]
+    stem = path_stem(source)
+    return stem if not names else f"{stem} ({', '.join(names[:4])})"
+
+
+def path_stem(source: str) -> str:
+    """``Path(source).stem`` without building a ``Path`` (it runs per file)."""
+    name = source.rpartition("/")[2]
+    if name in ("", "."):  # what Path normalizes away
+        return Path(source).stem
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 class MidiFormat(Format):
@@ -45,7 +55,7 @@ class MidiFormat(Format):
         columns = note_columns(score)
         text = miditext.encode(score, columns=columns) if grid is None else miditext.encode(
             score, grid=grid, columns=columns)
-        return Reading([MidiPiece(0, 0, midi_title(score, source), text, score, columns)])
+        return Reading([MidiPiece(0, 0, midi_title(score, source, columns), text, score, columns)])
 
     def to_score(self, text: str, source: str = "<string>") -> symusic.Score:
         """Tolerant: tokens that do not parse are skipped (:meth:`validate` lists them)."""

@@ -82,6 +82,7 @@ import numpy as np
 import symusic
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from musicml.formats.midi import encode_kernels as kernels
 from musicml.formats.midi.columns import NoteColumns, note_columns
 
 __all__ = [
@@ -249,26 +250,6 @@ def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int,
     return starts[0] if len(starts) == 1 else np.concatenate(starts), changes
 
 
-def _tempo_events(score, tpq: int, grid: int) -> list[tuple[int, int]]:
-    """(grid step, whole QPM) of the tempo changes to write, in writing order: the last tempo at
-    each step, repeats of the current tempo dropped, 120 first when the score has none at step 0."""
-    t = score.tempos.numpy()
-    by_step: dict[int, int] = {}
-    for time, mspq in zip(t["time"].tolist(), t["mspq"].tolist()):
-        if mspq <= 0:  # symusic's qpm (60e6 / mspq) is then infinite or negative
-            continue
-        by_step[_round_step(time, tpq, grid)] = max(1, min(999, round(60_000_000.0 / mspq)))
-    events: list[tuple[int, int]] = []
-    if 0 not in by_step:
-        events.append((0, DEFAULT_TEMPO))
-    for step in sorted(by_step):
-        q = by_step[step]
-        if events and events[-1][1] == q:
-            continue
-        events.append((step, q))
-    return events
-
-
 @lru_cache(maxsize=128)
 def _velocity_table(bins: int) -> np.ndarray:
     """The velocity written for each stored velocity ``v`` (-128..127) at index ``v + 128``."""
@@ -305,69 +286,35 @@ def encode(
     if not len(c.time):
         return header + "\n"
 
-    # every note on the grid: onset, duration, pitch, written velocity, track
-    on = _round_steps(c.time, tpq, grid)
-    dur = c.time + (c.duration if int(c.duration.min()) >= 0 else np.maximum(c.duration, 0))  # the end
-    dur *= 2 * grid  # _round_steps in place
-    dur += tpq
-    dur //= 2 * tpq
-    dur -= on
-    np.maximum(dur, 1, out=dur)
-    pitch, track = c.pitch, c.track
-    vel = _velocity_table(velocity_bins)[c.velocity + 128]  # binning commutes with the merge's max
-    if int(on.min()) < 0 or int(pitch.min()) < 0 or int(pitch.max()) > 127:
-        ok = (on >= 0) & (pitch >= 0) & (pitch <= 127)
-        on, dur, pitch, vel, track = on[ok], dur[ok], pitch[ok], vel[ok], track[ok]
-        if not len(on):
-            return header + "\n"
-
-    # bars up to the last onset of any track (those of the kept tracks are a prefix of them)
+    # bars up to the last onset of any note (the bars up to the last kept onset are a prefix)
+    last = _round_step(int(c.time.max()), tpq, grid)
+    if last < 0:
+        return header + "\n"
     segs = _segments(score, tpq, grid)
-    bounds, ts_changes = _bar_starts(segs, grid, int(on.max()))
+    bounds, ts_changes = _bar_starts(segs, grid, last)
     bar_starts = bounds[:-1]
-    if len(segs) == 1:  # one signature from step 0: bar k starts at (k * per) // den, so on's bar is
-        _, num, den = segs[0]  # the largest k with k * per <= (on + 1) * den - 1 (on >= 0 here)
-        bar = on + 1
-        bar *= den
-        bar -= 1
-        bar //= num * 4 * grid
-    else:
-        bar = bar_starts.searchsorted(on, side="right") - 1
-    pos = on - bar_starts[bar]
-
-    # sorted by (bar, track, position, pitch); equal (track, onset, pitch) merged
     n_tracks = c.n_tracks
     width = max(-(-(num * 4 * grid) // den) for _, num, den in segs)  # the longest bar
-    n = len(on)
-    idx_bits = n.bit_length()
-    if (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS:
-        packed = bar * n_tracks  # ((bar * n_tracks + track) * width + pos) * 128 + pitch, then the index
-        packed += track
-        packed *= width
-        packed += pos
-        packed *= 128
-        packed += pitch
-        packed <<= idx_bits
-        packed += np.arange(n, dtype=np.int64)
-        packed.sort(kind="stable")  # timsort: each track's notes are a run already in time order
-        order = packed & ((1 << idx_bits) - 1)
-        packed >>= idx_bits
-        same = packed[1:] == packed[:-1]
+    one_num, one_den = (segs[0][1], segs[0][2]) if len(segs) == 1 else (0, 1)
+    idx_bits = len(c.time).bit_length()
+    fits = (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS
+
+    # every note on the grid (onset, duration, pitch, written velocity, track), sorted by (bar, track,
+    # position, pitch); equal (track, onset, pitch) merged
+    dur, pitch, vel, track, bar, pos, key = kernels.grid_notes(
+        c.time, c.duration, c.pitch, c.velocity, c.track, tpq, grid, _velocity_table(velocity_bins), bar_starts,
+        one_num, one_den, one_num * 4 * grid, n_tracks if fits else 0, width if fits else 0, idx_bits if fits else 0)
+    if not len(key):
+        return header + "\n"
+    if fits:
+        key.sort()  # the keys are distinct (the index is in their low bits): any sort is stable
+        order = key
     else:
-        order = np.lexsort((pitch, pos, track, bar))
-        k = (bar[order], track[order], pos[order], pitch[order])
-        same = (k[0][1:] == k[0][:-1]) & (k[1][1:] == k[1][:-1]) & (k[2][1:] == k[2][:-1]) & (k[3][1:] == k[3][:-1])
-    if same.any():
-        first = np.flatnonzero(np.concatenate(([True], ~same)))
-        dur = np.maximum.reduceat(dur[order], first)
-        vel = np.maximum.reduceat(vel[order], first)
-        order = order[first]
-    else:
-        dur, vel = dur[order], vel[order]
-    bar, track, pos, pitch = bar[order], track[order], pos[order], pitch[order]
+        order, idx_bits = np.lexsort((pitch, pos, track, bar)), 0
+    bar, track, pos, pitch, dur, vel, counts = kernels.merge_sorted(order, idx_bits, bar, track, pos, pitch, dur, vel,
+                                                                    n_tracks)
 
     # the kept tracks: those with notes (with max_tracks: the most notes), numbered from 0
-    counts = np.bincount(track, minlength=n_tracks)
     keep = np.flatnonzero(counts).tolist()
     if max_tracks is not None and len(keep) > max_tracks:
         keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
@@ -388,7 +335,7 @@ def encode(
         if drums[t]:
             decl += " drum"
         if names:
-            name = _sanitize_name(str(tracks[t].name))
+            name = _sanitize_name(str(c.names[t] if c.names else tracks[t].name))
             if name:
                 decl += f" name={name}"
         out.append(decl)
@@ -397,114 +344,17 @@ def encode(
 
     # conductor tokens of the bars up to the one holding the last kept onset
     n_bars = int(bar[-1]) + 1
-    bar_end = int(bounds[n_bars])
-    bar_events: dict[int, list[str]] = {b: [f"ts={num}/{den}"] for b, (num, den) in ts_changes.items()
-                                        if b < n_bars}
-    starts = bar_starts[:n_bars].tolist()
-    for step, qpm in _tempo_events(score, tpq, grid):
-        if step >= bar_end:
-            break
-        b = bisect_right(starts, step) - 1  # -1 (a tempo before time 0): the last bar, as a list index
-        p = step - starts[b]
-        bar_events.setdefault(b % n_bars, []).append(f"tempo={qpm}" if p == 0 else f"@{p} tempo={qpm}")
-    pitch = pitch + 128 * c.drums[track] if any(drums) else pitch.astype(np.int64)  # (int16 would overflow)
-    return "\n".join(out) + _body(bar, tid, pos, pitch, dur, vel, len(keep), n_bars, bar_events) + "\n"
+    ts = [(b, num, den) for b, (num, den) in ts_changes.items() if b < n_bars]  # (ascending bars)
+    ts_bar, ts_num, ts_den = (np.array([x[j] for x in ts], dtype=np.int64) for j in range(3))
+    t = score.tempos.numpy()
+    drum = c.drums[track] if any(drums) else np.zeros(len(bar), dtype=bool)
+    body = kernels.write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq,
+                              grid, bar_starts[:n_bars], int(bounds[n_bars]), DEFAULT_TEMPO,
+                              kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
+    return "\n".join(out) + body.tobytes().decode("ascii") + "\n"
 
 
-_NOTE_TOKENS = [" " + n for n in _PITCH_NAMES] + [f" {p}" for p in range(128)]  # + 128: drum tracks
-_VEL_TOKENS = [f" v{v}" for v in range(128)]
-# The tokens of :func:`_body`, one table made once: "\nbar", velocities, track sections below
-# _TID_MAX, positions below _POS_MAX and notes shorter than _DUR_MAX steps (others are made per text).
-_TID_MAX, _POS_MAX, _DUR_MAX = 256, 4096, 128
 _PACKED_KEY_BITS = 62  # the notes' sort key and row index in one int64 when they fit in this many bits
-_VEL0 = 1
-_TID0 = _VEL0 + len(_VEL_TOKENS)
-_POS0 = _TID0 + _TID_MAX
-_NOTE0 = _POS0 + _POS_MAX
-
-
-@lru_cache(maxsize=1)
-def _vocabulary() -> np.ndarray:
-    tokens = ["\nbar", *_VEL_TOKENS, *(f"\nt{t}" for t in range(_TID_MAX)), *(f" @{p}" for p in range(_POS_MAX))]
-    tokens += [f"{note}:{d}" for note in _NOTE_TOKENS for d in range(_DUR_MAX)]
-    return np.array(tokens, dtype=object)
-
-
-def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(values, return_inverse=True)`` for non-negative ints; a table for small ones."""
-    top = int(values.max(initial=0)) + 1
-    if top > 1 << 16:
-        uniq, inverse = np.unique(values, return_inverse=True)
-        return uniq, inverse.reshape(-1)
-    present = np.zeros(top, dtype=bool)
-    present[values] = True
-    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
-
-
-def _rare(where: np.ndarray, values: np.ndarray, limit: int, make) -> tuple[np.ndarray, list]:
-    """Tokens whose value is at least ``limit`` (not in the table): their places in the text, and
-    the tokens (``make(value)``, made once per distinct value)."""
-    big = values >= limit
-    uniq, inverse = _unique(values[big])
-    made = np.array([make(v) for v in uniq.tolist()], dtype=object)
-    return where[big], made[inverse].tolist()
-
-
-def _body(bar, tid, pos, pitch, dur, vel, n_tracks: int, n_bars: int, bar_events: dict[int, list[str]]) -> str:
-    """The bar lines and track sections of notes sorted by (bar, track, onset, pitch); ``pitch``
-    is 128 + the drum number on drum tracks.
-
-    Vectorized: each token carries its separator (a newline before a line's first token, a space
-    before the others) and is an entry of a table made once (:func:`_vocabulary`); a note
-    contributes its section's ``tN`` when a section starts, ``@pos`` when the position changes,
-    ``vV`` when the velocity changes, and itself; every bar line goes before its bar's first note.
-    The text is the table looked up in that order, joined; the few tokens not in the table (bar
-    lines with events, rare long notes) are put in their places after the look-up.
-    """
-    n = len(bar)
-    new_section = np.empty(n, dtype=bool)
-    new_section[0] = True
-    np.not_equal(bar[1:], bar[:-1], out=new_section[1:])
-    new_section[1:] |= tid[1:] != tid[:-1]
-    new_pos = new_section.copy()
-    new_pos[1:] |= pos[1:] != pos[:-1]
-    new_vel = new_section.copy()
-    new_vel[1:] |= vel[1:] != vel[:-1]
-    count = new_section.view(np.int8) + new_pos.view(np.int8)  # tokens per note: 1 to 4
-    count += new_vel.view(np.int8)
-    count += 1
-    at_note = np.cumsum(count, dtype=np.int64)
-    at_note += bar  # after the tokens of the notes so far, and one bar line per bar so far
-    at_vel = at_note - new_vel
-    at_pos = at_vel - new_pos
-    at_tid = at_pos - new_section
-    rare = []  # tokens not in the table: their values are clipped into it here, the tokens put in later
-    if n_tracks > _TID_MAX:
-        rare.append(_rare(at_tid[new_section], tid[new_section], _TID_MAX, lambda v: f"\nt{v}"))
-        tid = np.minimum(tid, _TID_MAX - 1)
-    if int(pos.max()) >= _POS_MAX:
-        rare.append(_rare(at_pos[new_pos], pos[new_pos], _POS_MAX, lambda v: f" @{v}"))
-        pos = np.minimum(pos, _POS_MAX - 1)
-    if int(dur.max()) >= _DUR_MAX:
-        w = int(dur.max()) + 1
-        keys = np.where(dur >= _DUR_MAX, pitch * w + dur, 0)
-        rare.append(_rare(at_note, keys, _DUR_MAX, lambda k: f"{_NOTE_TOKENS[k // w]}:{k % w}"))
-        dur = np.minimum(dur, _DUR_MAX - 1)
-    ids = np.zeros(int(at_note[-1]) + 1, dtype=np.int64)  # 0: "\nbar" (every bar line)
-    # Written for every note in this order, each token lands where it belongs or, where the note
-    # has none of that kind, on the place of the next kind of token (that later write replaces).
-    ids[at_tid] = tid + _TID0
-    ids[at_pos] = pos + _POS0
-    ids[at_vel] = vel + _VEL0
-    ids[at_note] = pitch * _DUR_MAX + dur + _NOTE0
-    tokens = _vocabulary()[ids]
-    for where, made in rare:
-        tokens[where] = made
-    if bar_events:
-        bars = np.fromiter(bar_events, dtype=np.int64, count=len(bar_events))
-        first = bar.searchsorted(bars)  # the first note after the bar line (bar[-1] is the last bar)
-        tokens[at_tid[first] - 1 - bar[first] + bars] = ["\nbar " + " ".join(ev) for ev in bar_events.values()]
-    return "".join(tokens.tolist())
 
 
 def read_grid(text: str) -> int:

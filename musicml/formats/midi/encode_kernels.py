@@ -1,0 +1,277 @@
+"""The MIDI text encoder's loops over notes, compiled with numba.
+
+:func:`musicml.formats.midi.text.encode` does the conductor work (time signatures, bar lines,
+tempo events, track declarations) in Python; these kernels do what is per note: putting notes on
+the grid, their sort key, merging notes that land on one (track, onset, pitch), and writing the
+body's bytes. Each is one pass over flat integer arrays: written as loops they cost a few
+nanoseconds a note, where numpy's whole-array operations and a string join per token cost ~100.
+
+Compiled once per process on first use and cached on disk (``cache=True``: numba's own cache
+beside this file, or under ``NUMBA_CACHE_DIR``), so a worker process loads them in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["grid_notes", "merge_sorted", "write_body", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
+
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_NAMES = [f"{_NOTE_NAMES[p % 12]}{p // 12 - 1}".encode("ascii") for p in range(128)]
+PITCH_NAME_BYTES = np.zeros((128, 4), dtype=np.uint8)  # "C#-1" at most: 4 bytes
+PITCH_NAME_LENS = np.array([len(n) for n in _NAMES], dtype=np.int64)
+for _p, _n in enumerate(_NAMES):
+    PITCH_NAME_BYTES[_p, : len(_n)] = np.frombuffer(_n, dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar_starts, one_num, one_den, per,
+               n_tracks, width, idx_bits):  # pragma: no cover - compiled
+    """Notes on the grid, with their bars and sort keys, as int64 arrays: (duration, pitch, written
+    velocity, track, bar, position in the bar, key).
+
+    The notes before step 0 or outside pitches 0..127 are left out (see the encoding rules in
+    :mod:`~musicml.formats.midi.text`: onset ``floor(t * grid / tpq + 1/2)``, the end likewise,
+    duration at least 1; ``vel_table[v + 128]`` is the written velocity of stored velocity ``v``).
+    ``one_num > 0``: one time signature from step 0 (``per`` = num * 4 * grid), whose bar ``k``
+    starts at ``(k * per) // den``; else the bar is found in ``bar_starts`` (which must reach the
+    last onset). The key is ``((bar * n_tracks + track) * width + pos) * 128 + pitch`` with the
+    note's index in the low ``idx_bits`` bits (the caller checks that it fits in an int64)."""
+    n = len(time)
+    dur = np.empty(n, dtype=np.int64)
+    pit = np.empty(n, dtype=np.int64)
+    vel = np.empty(n, dtype=np.int64)
+    trk = np.empty(n, dtype=np.int64)
+    bar = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    key = np.empty(n, dtype=np.int64)
+    two_grid, two_tpq = 2 * grid, 2 * tpq
+    k = 0
+    for i in range(n):
+        t = np.int64(time[i])
+        p = np.int64(pitch[i])
+        q = (t * two_grid + tpq) // two_tpq
+        if q < 0 or p < 0 or p > 127:
+            continue
+        d = np.int64(duration[i])
+        end = t + (d if d > 0 else 0)
+        e = (end * two_grid + tpq) // two_tpq - q
+        if one_num > 0:
+            b = ((q + 1) * one_den - 1) // per
+        else:
+            b = np.searchsorted(bar_starts, q, side="right") - 1
+        r = q - bar_starts[b]
+        tr = np.int64(track[i])
+        dur[k], pit[k], trk[k], bar[k], pos[k] = e if e > 1 else 1, p, tr, b, r
+        vel[k] = vel_table[np.int64(velocity[i]) + 128]
+        key[k] = ((((b * n_tracks + tr) * width + r) * 128 + p) << idx_bits) + k
+        k += 1
+    return dur[:k], pit[:k], vel[:k], trk[:k], bar[:k], pos[:k], key[:k]
+
+
+@njit(cache=True, nogil=True)
+def merge_sorted(order, idx_bits, bar, track, pos, pitch, dur, vel, n_tracks):  # pragma: no cover - compiled
+    """The notes in sorted order with runs of equal (bar, track, position, pitch) merged into one
+    (longest duration, loudest velocity), and the notes per track after the merge. ``order``: the
+    sorted keys of :func:`grid_notes` (``idx_bits`` > 0: a run is one key above its low bits),
+    or the note indices in order (``idx_bits`` 0: a run has equal fields)."""
+    n = len(order)
+    mask = (np.int64(1) << idx_bits) - 1
+    b_out = np.empty(n, dtype=np.int64)
+    t_out = np.empty(n, dtype=np.int64)
+    p_out = np.empty(n, dtype=np.int64)
+    pi_out = np.empty(n, dtype=np.int64)
+    d_out = np.empty(n, dtype=np.int64)
+    v_out = np.empty(n, dtype=np.int64)
+    counts = np.zeros(n_tracks, dtype=np.int64)
+    k = -1
+    prev = np.int64(-1)
+    for j in range(n):
+        if idx_bits > 0:
+            i = order[j] & mask
+            g = order[j] >> idx_bits
+            same = g == prev
+            prev = g
+        else:
+            i = order[j]
+            same = (k >= 0 and bar[i] == b_out[k] and track[i] == t_out[k] and pos[i] == p_out[k]
+                    and pitch[i] == pi_out[k])
+        if same:
+            d_out[k] = max(d_out[k], dur[i])
+            v_out[k] = max(v_out[k], vel[i])
+            continue
+        k += 1
+        b_out[k] = bar[i]
+        t_out[k] = track[i]
+        p_out[k] = pos[i]
+        pi_out[k] = pitch[i]
+        d_out[k] = dur[i]
+        v_out[k] = vel[i]
+        counts[track[i]] += 1
+    k += 1
+    return b_out[:k], t_out[:k], p_out[:k], pi_out[:k], d_out[:k], v_out[:k], counts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _digits(v):  # pragma: no cover - compiled
+    n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_int(buf, k, v):  # pragma: no cover - compiled
+    """Write the decimal digits of ``v`` >= 0 at ``buf[k:]``; the index after them."""
+    end = k + _digits(v)
+    j = end - 1
+    while True:
+        buf[j] = 48 + v % 10
+        v //= 10
+        if v == 0:
+            break
+        j -= 1
+    return end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_signed(buf, k, v):  # pragma: no cover - compiled
+    if v < 0:
+        buf[k] = 45  # "-"
+        return _put_int(buf, k + 1, -v)
+    return _put_int(buf, k, v)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_bytes(buf, k, text):  # pragma: no cover - compiled
+    for j in range(len(text)):
+        buf[k + j] = text[j]
+    return k + len(text)
+
+
+@njit(cache=True, nogil=True)
+def tempo_events(time, mspq, tpq, grid, starts, bar_end, default_qpm):  # pragma: no cover - compiled
+    """The tempo changes to write, as (bar, position in the bar, whole QPM) arrays in writing order
+    (by bar; in a bar, in time order). Per the encoding rules: the last tempo at each grid step,
+    QPM rounded half to even and clamped to 1..999, repeats of the current tempo dropped,
+    ``default_qpm`` first when the score has none at step 0, nothing from ``bar_end`` on.
+    ``starts``: the start of every bar written; a tempo before step 0 goes to the last bar (its
+    position then counted from that bar's start)."""
+    m = len(time)
+    step = np.empty(m, dtype=np.int64)
+    qpm = np.empty(m, dtype=np.int64)
+    k = 0
+    for i in range(m):
+        if mspq[i] <= 0:  # symusic's qpm (60e6 / mspq) is then infinite or negative
+            continue
+        step[k] = (2 * np.int64(time[i]) * grid + tpq) // (2 * tpq)
+        qpm[k] = min(999, max(1, np.int64(np.rint(60_000_000.0 / mspq[i]))))
+        k += 1
+    order = np.argsort(step[:k], kind="mergesort")  # stable: the last of a step is its last stored
+    ev_step = np.empty(k + 1, dtype=np.int64)
+    ev_qpm = np.empty(k + 1, dtype=np.int64)
+    n = 0
+    has_zero = False
+    for j in range(k):
+        has_zero |= step[order[j]] == 0
+    if not has_zero:
+        ev_step[0], ev_qpm[0] = 0, default_qpm
+        n = 1
+    for j in range(k):
+        i = order[j]
+        if j + 1 < k and step[order[j + 1]] == step[i]:
+            continue  # a later tempo at the same step wins
+        if n > 0 and ev_qpm[n - 1] == qpm[i]:
+            continue
+        ev_step[n], ev_qpm[n] = step[i], qpm[i]
+        n += 1
+    n_bars = len(starts)
+    cut = 0
+    while cut < n and ev_step[cut] < bar_end:
+        cut += 1
+    bar = np.empty(cut, dtype=np.int64)
+    pos = np.empty(cut, dtype=np.int64)
+    for j in range(cut):
+        b = np.searchsorted(starts, ev_step[j], side="right") - 1
+        if b < 0:
+            b = n_bars - 1
+        bar[j] = b
+        pos[j] = ev_step[j] - starts[b]
+    order = np.argsort(bar, kind="mergesort")
+    return bar[order], pos[order], ev_qpm[:cut][order]
+
+
+_BAR = np.frombuffer(b"\nbar", dtype=np.uint8)
+_TS = np.frombuffer(b" ts=", dtype=np.uint8)
+_TEMPO = np.frombuffer(b" tempo=", dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, tempo_time, tempo_mspq, tpq, grid,
+               starts, bar_end, default_qpm, names, name_lens):  # pragma: no cover - compiled
+    """The body of a MIDI text as ASCII bytes: for each bar up to ``n_bars``, its bar line, then
+    its track sections. Notes are sorted by (bar, track, position, pitch); ``drum[i]`` says the
+    note is on a drum track (its pitch written as a number, not a name). A section starts with
+    ``tN``; ``@pos`` is written when the position changes and ``vV`` when the velocity does (both
+    at a section's start). A bar line carries its time signature (``ts_bar`` ascending) and its
+    tempo changes (:func:`tempo_events` of the score's tempos; ``starts``: the start of each bar
+    written, ``bar_end`` the end of the last)."""
+    n = len(bar)
+    n_bars = len(starts)
+    tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, starts, bar_end, default_qpm)
+    top = 0
+    for i in range(n):  # the largest number of a note's tokens bounds their digits
+        top = max(top, tid[i], pos[i], dur[i])
+    size = 4 * n_bars + 12 * len(ts_bar) + n * (15 + 3 * _digits(top))  # every token of every note
+    for j in range(len(tempo_bar)):
+        size += 12 + _digits(abs(tempo_pos[j])) + 3 + 7
+    buf = np.empty(size, dtype=np.uint8)
+    k = 0
+    next_bar = 0  # the next bar line to write
+    s = 0  # the next time signature
+    e = 0  # the next tempo
+    for i in range(n):
+        b = bar[i]
+        new_section = i == 0 or b != bar[i - 1] or tid[i] != tid[i - 1]
+        while next_bar <= b:
+            k = _put_bytes(buf, k, _BAR)
+            if s < len(ts_bar) and ts_bar[s] == next_bar:
+                k = _put_bytes(buf, k, _TS)
+                k = _put_int(buf, k, ts_num[s])
+                buf[k] = 47  # "/"
+                k = _put_int(buf, k + 1, ts_den[s])
+                s += 1
+            while e < len(tempo_bar) and tempo_bar[e] == next_bar:
+                if tempo_pos[e] != 0:
+                    buf[k], buf[k + 1] = 32, 64  # " @"
+                    k = _put_signed(buf, k + 2, tempo_pos[e])
+                k = _put_bytes(buf, k, _TEMPO)
+                k = _put_int(buf, k, tempo_qpm[e])
+                e += 1
+            next_bar += 1
+        if new_section:
+            buf[k], buf[k + 1] = 10, 116  # "\nt"
+            k = _put_int(buf, k + 2, tid[i])
+        if new_section or pos[i] != pos[i - 1]:
+            buf[k], buf[k + 1] = 32, 64  # " @"
+            k = _put_int(buf, k + 2, pos[i])
+        if new_section or vel[i] != vel[i - 1]:
+            buf[k], buf[k + 1] = 32, 118  # " v"
+            k = _put_int(buf, k + 2, vel[i])
+        buf[k] = 32
+        k += 1
+        p = pitch[i]
+        if drum[i]:
+            k = _put_int(buf, k, p)
+        else:
+            for j in range(name_lens[p]):
+                buf[k] = names[p, j]
+                k += 1
+        buf[k] = 58  # ":"
+        k = _put_int(buf, k + 1, dur[i])
+    return buf[:k]
+
+
+KERNELS = (grid_notes, merge_sorted, write_body)

@@ -1,0 +1,124 @@
+"""The MIDI text encoder's compiled kernels (musicml/formats/midi/encode_kernels.py): the sort
+fallback, numbers beyond every table, frozen kernels, and the worker's memory limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+from test_miditext import assert_round_trip
+from test_miditext_stored import _abc_scores
+
+from musicml.formats.midi import text as miditext
+from musicml.formats.midi.text import encode
+from musicml.ingest import IngestConfig, ingest
+from musicml.lake import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_lexsort_fallback_gives_the_same_text(monkeypatch):
+    """Notes whose sort key would not fit an int64 are sorted by ``np.lexsort``: same text."""
+    scores = list(_abc_scores().values())[:40]
+    options = [{}, {"grid": 12, "velocity_bins": 32, "max_tracks": 2}, {"grid": 480, "names": False}]
+    packed = [encode(s, **o) for s in scores for o in options]
+    monkeypatch.setattr(miditext, "_PACKED_KEY_BITS", 0)
+    assert [encode(s, **o) for s in scores for o in options] == packed
+    assert sum(len(t) for t in packed) > 100_000  # real music, not empty texts
+
+
+def test_numbers_beyond_every_table():
+    """300 tracks, a bar of 128/1 at grid 480 (positions past 200,000), a note of 120,000 steps, odd
+    times: every number is written in full and decodes back."""
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 128, 1))
+    score.tempos.append(Tempo(0, 97.0))
+    score.tempos.append(Tempo(480 * 300, 41.0))
+    for i in range(300):
+        track = Track(f"t{i}", i % 128, i % 50 == 0)
+        track.notes.append(Note(i * 1000 + 7, 480 * 250 if i == 3 else 30 + i, 20 + i % 100, 1 + i % 127))
+        score.tracks.append(track)
+    text = assert_round_trip(score, grid=480)
+    assert "t299 " in text and ":120000" in text and "ts=128/1" in text
+    assert max(int(tok[1:]) for tok in text.split() if tok.startswith("@")) > 200_000
+
+
+def test_frozen_kernels_refuse_new_argument_types():
+    """After ``warm_up`` a call with other argument types raises instead of compiling (what an
+    ingestion worker relies on under its memory limit); encoding and the note table still work."""
+    code = """
+import numpy as np
+from musicml.formats.midi import encode_kernels as k
+from musicml.formats.midi.text import encode
+from musicml.ingest.files import warm_up
+from symusic import Score, Track, Note
+warm_up()
+s = Score(96); t = Track("a", 0, False); t.notes.append(Note(0, 96, 60, 90)); s.tracks.append(t)
+assert encode(s).endswith("C4:4\\n"), encode(s)
+from musicml.ingest.note_table import sorted_note_arrays
+assert sorted_note_arrays(s)["onset"].tolist() == [0]
+i32 = np.zeros(1, dtype=np.int32)
+try:
+    k.grid_notes(i32, i32, i32, i32, i32, 96, 4, np.zeros(256, dtype=np.int32), i32, 4, 4, 64, 1, 16, 1)
+except TypeError:
+    print("refused")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "refused"
+
+
+def test_a_file_beyond_the_workers_memory_is_rejected_and_the_rest_ingested(tmp_path):
+    """A worker may write ``max_memory_bytes`` (RLIMIT_DATA): a file needing more is a rejected row
+    naming it, the worker is replaced, and the file beside it is ingested."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    big = Score(24)
+    track = Track("p", 0, False)
+    for i in range(1_500_000):
+        track.notes.append(Note(i * 3, 6, 40 + i % 40, 90))
+    big.tracks.append(track)
+    big.dump_midi(str(raw / "big.mid"))
+    small = Score(24)
+    small.tracks.append(Track("p", 0, False))
+    small.tracks[0].notes.append(Note(0, 24, 64, 80))
+    small.dump_midi(str(raw / "small.mid"))
+    lake = Lake.from_env(tmp_path / "lake", raw)
+    rows = {r["path"]: r for r in ingest(lake, IngestConfig(max_memory_bytes=450 * 2**20, workers=1))
+            .files.iter_rows(named=True)}
+    assert rows["small.mid"]["status"] == "ingested", rows["small.mid"]["reason"]
+    assert rows["big.mid"]["status"] == "rejected"
+    assert rows["big.mid"]["reason"].startswith("big.mid: ")
+    assert "memory" in rows["big.mid"]["reason"]
+    # without the limit the same file is ingested: it was the memory, not the file
+    lake2 = Lake.from_env(tmp_path / "lake2", raw)
+    status = dict(ingest(lake2, IngestConfig(workers=1)).files.select("path", "status").iter_rows())
+    assert status == {"big.mid": "ingested", "small.mid": "ingested"}
+
+
+@pytest.mark.parametrize("bins", [1, 8, 128])
+def test_velocity_table_matches_the_rule(bins):
+    table = miditext._velocity_table(bins)
+    for v in range(-128, 128):
+        assert table[v + 128] == miditext.velocity_bin_value(max(0, v), bins)
+    assert table.dtype == np.int64
+
+
+def test_tempo_ties_round_half_to_even_as_python_does():
+    """62.5 and 187.5 QPM (960,000 and 320,000 us per quarter) are written as round() gives them."""
+    score = Score(480)
+    score.tempos.append(Tempo(0, 62.5))
+    score.tempos.append(Tempo(1920, 187.5))
+    score.tempos.append(Tempo(1920, 90.0))  # the last tempo at a step wins
+    score.tempos.append(Tempo(3840, 187.5))
+    track = Track("a", 0, False)
+    track.notes.append(Note(3840 + 480, 480, 60, 90))
+    score.tracks.append(track)
+    assert score.tempos[0].mspq == 960_000 and score.tempos[3].mspq == 320_000
+    text = encode(score)
+    assert "tempo=62 " in text.replace("\n", " ") and "tempo=90" in text and "tempo=188" in text
+    assert [round(60_000_000 / m) for m in (960_000, 320_000)] == [62, 188]
