@@ -428,3 +428,26 @@ def test_a_batch_a_worker_dies_receiving_costs_only_the_file_too_big_for_it() ->
     assert replies["toobig.mid"]["status"] == "rejected"
     assert replies["toobig.mid"]["reason"].startswith("toobig.mid: reader process exited with code 1 while receiving")
     assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid"))
+
+
+def test_pool_takes_tasks_as_workers_need_them() -> None:
+    """An iterator of tasks is read batch by batch as workers free up (ingestion reads and hashes
+    files while others are parsed, holding only those in flight), and every task is answered."""
+    pulled: list[int] = []
+
+    def tasks():
+        for k in range(200):
+            pulled.append(k)
+            yield Task("/nonexistent", f"f{k}.mid", "midi", "0" * 64, b"x", {})
+
+    pool = ParserPool(1, 0, target=_misbehaving_worker)
+    try:
+        answered, pulled_at_first = [], None
+        for task, reply in pool.run(tasks(), timeout_s=10, batch_files=4, at_most=200):
+            if pulled_at_first is None:
+                pulled_at_first = len(pulled)
+            answered.append(task.rel)
+    finally:
+        pool.close()
+    assert sorted(answered) == sorted(f"f{k}.mid" for k in range(200))
+    assert pulled_at_first <= 3 * 4  # the batch answered, the next one sent, and one being made

@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -227,45 +228,52 @@ def ingest(
         entries = [e for e in entries if keep(e.rel)]
     rows: list[dict | int | None] = [None] * len(entries)  # a new row, or the index of a previous one
     first_path: dict[tuple[str, str], str] = {}
-    todo: dict[int, _Todo] = {}
-    reused = done = read = 0
+    todo: dict[int, _Todo] = {}  # files read and being parsed, until their answer
+    counts = {"reused": 0, "done": 0, "read": 0, "parsed": 0}
     formats, max_bytes = frozenset(config.formats), config.max_file_bytes
-    for i, entry in enumerate(entries):
-        seen = prev.by_path.get(entry.rel)
-        trusted = None
-        if seen is not None and entry.problem is None:
-            if wanted is not None and entry.rel not in wanted:
-                trusted = seen  # not asked for: carried over (its stat is kept, so a change still shows)
-            elif config.reuse_stat and seen[3] is not None and (seen[2], seen[3]) == (entry.size, entry.mtime_ns):
-                trusted = seen
-        if trusted is not None:  # the common case, kept cheap: an unchanged file, still the first of its bytes
-            index, digest, size, _, fmt = trusted
-            key = (digest, fmt)
-            if fmt in formats and size <= max_bytes and key not in first_path and prev.first.get(key) == index:
-                first_path[key] = entry.rel
-                rows[i] = index
-                reused += 1
-                done += 1
-                if progress:
-                    progress(done, len(entries), entry.rel)
+
+    def finished(rel: str) -> None:
+        counts["done"] += 1
+        if progress:
+            progress(counts["done"], len(entries), rel)
+
+    def to_parse() -> Iterator[tuple[int, _Todo]]:
+        """The entries in scan order, each accounted for as the parsers ask for more work (so
+        reading and hashing overlap parsing, and only the files in flight are held)."""
+        for i, entry in enumerate(entries):
+            seen = prev.by_path.get(entry.rel)
+            trusted = None
+            if seen is not None and entry.problem is None:
+                if wanted is not None and entry.rel not in wanted:
+                    trusted = seen  # not asked for: carried over (its stat is kept, so a change still shows)
+                elif config.reuse_stat and seen[3] is not None and (seen[2], seen[3]) == (entry.size, entry.mtime_ns):
+                    trusted = seen
+            if trusted is not None:  # the common case, kept cheap: an unchanged file, still the first of its bytes
+                index, digest, size, _, fmt = trusted
+                key = (digest, fmt)
+                if fmt in formats and size <= max_bytes and key not in first_path and prev.first.get(key) == index:
+                    first_path[key] = entry.rel
+                    rows[i] = index
+                    counts["reused"] += 1
+                    finished(entry.rel)
+                    continue
+            row, job, opened = _account(entry, config, prev, first_path, trusted, racy_after)
+            counts["read"] += opened
+            if job is not None:
+                todo[i] = job
+                counts["parsed"] += 1
+                yield i, job
                 continue
-        row, job, opened = _account(entry, config, prev, first_path, trusted, racy_after)
-        read += opened
-        if job is not None:
-            todo[i] = job
-            continue
-        rows[i] = row
-        reused += row["status"] != "duplicate" and (row["content_hash"], row["format"]) in prev.first
-        done += 1
-        if progress:
-            progress(done, len(entries), entry.rel)
-    for i, reply in _parse_all(lake, todo, config):
-        job = todo[i]
+            rows[i] = row
+            counts["reused"] += row["status"] != "duplicate" and (row["content_hash"], row["format"]) in prev.first
+            finished(entry.rel)
+
+    for i, reply in _parse_all(lake, to_parse(), len(entries), config):
+        job = todo.pop(i)
         rows[i] = _row(job.rel, job.fmt, len(job.data), job.digest, mtime_ns=job.mtime_ns, **reply)
-        done += 1
-        if progress:
-            progress(done, len(entries), job.rel)
-    return IngestResult(_table(rows, prev), len(todo), reused, time.perf_counter() - t0, read)
+        finished(job.rel)
+    return IngestResult(_table(rows, prev), counts["parsed"], counts["reused"], time.perf_counter() - t0,
+                        counts["read"])
 
 
 def _table(rows: list[dict | int | None], prev: _Previous) -> pl.DataFrame:
@@ -385,17 +393,14 @@ def _known_row(rel: str, fmt: str, size: int, mtime: int | None, digest: str, pr
                 n_pieces=was["n_pieces"], problems=problems, mtime_ns=mtime)
 
 
-def _parse_all(lake: Lake, todo: dict[int, _Todo], config: IngestConfig):
-    """``(index, reply)`` for every file to parse: in worker processes unless ``isolate`` is off
-    (then in this process, in cache batches alike)."""
-    if not todo:
-        return
+def _parse_all(lake: Lake, todo: Iterator[tuple[int, _Todo]], at_most: int, config: IngestConfig):
+    """``(index, reply)`` for every file to parse (``todo``, taken as the parsers need more work;
+    ``at_most``: a bound on their number): in worker processes unless ``isolate`` is off (then in
+    this process, in cache batches alike)."""
     cfg = replace(config, paths=None).to_dict()  # workers need the limits, not the request
     if not config.isolate:
-        items = list(todo.items())
-        for start in range(0, len(items), BATCH_FILES):
+        while chunk := list(islice(todo, BATCH_FILES)):
             batch = CacheBatch(str(lake.root), cfg)
-            chunk = items[start:start + BATCH_FILES]
             replies = [batch.add(job.data, job.fmt, job.rel, job.digest) for _, job in chunk]
             failed = batch.write()
             for k, ((i, _), reply) in enumerate(zip(chunk, replies)):
@@ -403,13 +408,22 @@ def _parse_all(lake: Lake, todo: dict[int, _Todo], config: IngestConfig):
         return
     from musicml.ingest.isolation import Task, pool
 
-    tasks = {i: Task(str(lake.root), job.rel, job.fmt, job.digest, job.data, cfg) for i, job in todo.items()}
-    index = {id(task): i for i, task in tasks.items()}
-    workers = pool_workers(config.workers, len(tasks))  # never more than the cores
-    runs = pool(workers, config.max_memory_bytes).run(tasks.values(), config.parse_timeout_s,
-                                                       batch_files=BATCH_FILES, batch_bytes=BATCH_BYTES)
+    index: dict[int, int] = {}  # id(task) -> its entry
+
+    def tasks(jobs: Iterator[tuple[int, _Todo]]) -> Iterator[Task]:
+        for i, job in jobs:
+            task = Task(str(lake.root), job.rel, job.fmt, job.digest, job.data, cfg)
+            index[id(task)] = i
+            yield task
+
+    first = next(todo, None)  # no worker is started for a run with nothing to parse
+    if first is None:
+        return
+    workers = pool_workers(config.workers, at_most)  # never more than the cores
+    runs = pool(workers, config.max_memory_bytes).run(tasks(chain([first], todo)), config.parse_timeout_s, batch_files=BATCH_FILES,
+                                                       batch_bytes=BATCH_BYTES, at_most=at_most)
     for task, reply in runs:
-        yield index[id(task)], reply
+        yield index.pop(id(task)), reply
 
 
 _TEMP = re.compile(re.escape(tempfile.gettempdir()) + r"/[^\s:'\",)]+")

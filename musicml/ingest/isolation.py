@@ -195,14 +195,17 @@ class ParserPool:
         return self.idle.pop() if self.idle else self._new()
 
     def run(self, tasks: Iterable[Task], timeout_s: float, *, batch_files: int = 1,
-            batch_bytes: int = 8 * 1024 * 1024) -> Iterator[tuple[Task, dict]]:
+            batch_bytes: int = 8 * 1024 * 1024, at_most: int | None = None) -> Iterator[tuple[Task, dict]]:
         """Parse ``tasks`` in batches of at most ``batch_files`` files and ``batch_bytes`` bytes
-        (smaller when there are few files, so that every worker gets some)."""
-        tasks = list(tasks)
-        per = max(1, min(batch_files, -(-len(tasks) // (4 * self.size))))
-        queue = deque(_batches(tasks, per, batch_bytes))
+        (smaller when there are few files, so that every worker gets some: ``at_most`` bounds
+        their number where ``tasks`` is an iterator, taken only as workers need batches)."""
+        if at_most is None:
+            tasks = list(tasks)
+            at_most = len(tasks)
+        per = max(1, min(batch_files, -(-at_most // (4 * self.size))))
+        queue = _Queue(_batches(tasks, per, batch_bytes))
         busy: dict[Connection, _Job] = {}
-        self._start(min(self.size, len(queue)))
+        self._start(max(1, min(self.size, -(-at_most // per))))
         try:
             while queue or busy:
                 yield from self._dispatch(queue, busy, timeout_s)
@@ -246,7 +249,7 @@ class ParserPool:
             for job in busy.values():  # the consumer stopped early: these workers are mid-task
                 job.worker.kill()
 
-    def _dispatch(self, queue: deque, busy: dict[Connection, _Job], timeout_s: float) -> list[tuple[Task, dict]]:
+    def _dispatch(self, queue: _Queue, busy: dict[Connection, _Job], timeout_s: float) -> list[tuple[Task, dict]]:
         """Give queued batches to workers until every worker of the pool is busy. A batch that a
         fresh worker dies receiving (its bytes need more memory than the worker's limit) is
         queued again file by file, and such a lone file is rejected: what that costs."""
@@ -312,17 +315,44 @@ class _Job:
     answered: set[int] = field(default_factory=set)  # rejected: already yielded
 
 
-def _batches(tasks: list[Task], per: int, max_bytes: int) -> Iterator[list[Task]]:
+class _Queue(deque):
+    """Batches to parse: those put back (files parsed again after a crash: first), then the ones
+    still to be made from the tasks' iterator. True while any remains."""
+
+    def __init__(self, fresh: Iterator[list[Task]]) -> None:
+        super().__init__()
+        self.fresh: Iterator[list[Task]] | None = fresh
+
+    def _fill(self) -> bool:
+        if not super().__len__() and self.fresh is not None:
+            batch = next(self.fresh, None)
+            if batch is None:
+                self.fresh = None
+            else:
+                self.append(batch)
+        return super().__len__() > 0
+
+    def __bool__(self) -> bool:
+        return self._fill()
+
+    def popleft(self) -> list[Task]:
+        self._fill()
+        return super().popleft()
+
+
+def _batches(tasks: Iterable[Task], per: int, max_bytes: int) -> Iterator[list[Task]]:
     """Consecutive tasks grouped by lake and config, ``per`` files and ``max_bytes`` at most."""
     batch: list[Task] = []
     size = 0
     for t in tasks:
-        if batch and (len(batch) >= per or size + len(t.data) > max_bytes
-                      or (t.lake_root, t.config) != (batch[0].lake_root, batch[0].config)):
+        if batch and (size + len(t.data) > max_bytes or (t.lake_root, t.config) != (batch[0].lake_root, batch[0].config)):
             yield batch
             batch, size = [], 0
         batch.append(t)
         size += len(t.data)
+        if len(batch) >= per:  # full: given now, without taking the next task first
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
 
