@@ -606,9 +606,10 @@ def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
 # narrow note columns uncompressed are about the size of the MIDI files themselves; the pieces'
 # text shrinks 3.5x under lz4. Re-measured on all 2,898 (2026-12-02, one process, best of 6, symusic
 # 84 us/file): pieces uncompressed save 18 us/file of the batch write and 3 of load_parsed's read
-# (0.26x symusic together) for 19.9 KiB/file of pieces instead of 4.4 (the cache 1.8x bigger).
+# (0.26x symusic together) for 19.9 KiB/file of pieces instead of 4.4 (the cache 1.8x bigger): the
+# cache is the price of ingestion's speed (readers take either; "lz4" here for a smaller one).
 NOTES_COMPRESSION: str | None = None
-PIECES_COMPRESSION: str | None = "lz4"
+PIECES_COMPRESSION: str | None = None
 _IPC_OPTIONS: dict[str | None, pa.ipc.IpcWriteOptions] = {}
 
 

@@ -125,6 +125,13 @@ def _digits(v):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True, inline="always")
 def _put_int(buf, k, v):  # pragma: no cover - compiled
     """Write the decimal digits of ``v`` >= 0 at ``buf[k:]``; the index after them."""
+    if v < 10:  # most positions, durations and track numbers
+        buf[k] = 48 + v
+        return k + 1
+    if v < 100:
+        buf[k] = 48 + v // 10
+        buf[k + 1] = 48 + v % 10
+        return k + 2
     end = k + _digits(v)
     j = end - 1
     while True:
