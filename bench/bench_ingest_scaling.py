@@ -13,8 +13,10 @@ round, in this one process and alternating so that a loaded machine slows all al
   every core (``available_cores()``), and its :func:`load_parsed`.
 
 Prints JSON: files/s of each (best round), ``x_symusic`` = symusic's rate over that rate (how many
-times slower than the raw parse; the goal is 5 or less per core), and ``speedup`` of all cores
-over one worker. Every ingestion must give the same rows (asserted; ``status`` and ``rejected``
+times slower than the raw parse; the goal is 5 or less per core), ``cpu_us_per_file`` and
+``cpu_x_symusic`` (the CPU time of the ingestion, this process and its workers together, per
+file and over symusic's CPU time: the cost per core, which a machine's other load disturbs less
+than wall time), and ``speedup`` of all cores over one worker. Every ingestion must give the same rows (asserted; ``status`` and ``rejected``
 say what they were).
 
 ``--stages`` adds ``stages``: one worker's path taken apart, in this process's CPU time (what a
@@ -37,15 +39,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import symusic
 
 from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.text import encode
 from musicml.ingest import IngestConfig, ingest, load_parsed
 from musicml.ingest.files import BATCH_FILES, CacheBatch, warm_up
+from musicml.ingest.isolation import pool
 from musicml.ingest.note_table import notes_batch_table, piece_stats, sorted_note_arrays
 from musicml.lake import Lake, sha256_bytes
-from musicml.threads import available_cores
+from musicml.threads import available_cores, pool_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,26 +60,37 @@ def midi_files(corpora: Path, limit: int) -> list[Path]:
     return files[:limit] if limit else files
 
 
-def symusic_seconds(datas: list[bytes]) -> float:
-    t0 = time.perf_counter()
+def symusic_seconds(datas: list[bytes]) -> tuple[float, float]:
+    """(wall, CPU) seconds of symusic's parse of every file."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for d in datas:
         symusic.Score.from_midi(d)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, float, dict, list[str]]:
-    """(ingest seconds, load_parsed seconds, status counts, reject reasons) of a first ingestion
-    on a fresh lake."""
+def workers_cpu(config: IngestConfig) -> float:
+    """CPU seconds used so far by the idle workers of the pool ``config`` ingests with."""
+    if not config.isolate:
+        return 0.0
+    workers = pool(pool_workers(config.workers, 1 << 30), config.max_memory_bytes).idle
+    return sum(sum(psutil.Process(w.proc.pid).cpu_times()[:2]) for w in workers)
+
+
+def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, float, dict, list[str], float]:
+    """(ingest seconds, load_parsed seconds, status counts, reject reasons, CPU seconds of the
+    ingestion in this process and its workers together) of a first ingestion on a fresh lake."""
     lake_root = Path(tempfile.mkdtemp(dir=work))
     lake = Lake.from_env(lake_root, raw)
+    c0, w0 = time.process_time(), workers_cpu(config)
     result = ingest(lake, config)
+    cpu = time.process_time() - c0 + workers_cpu(config) - w0
     t0 = time.perf_counter()
     pieces, notes = load_parsed(lake, result.files)
     t_load = time.perf_counter() - t0
     assert len(pieces) and len(notes)
     shutil.rmtree(lake_root)
     reasons = sorted(result.files.filter(result.files["status"] == "rejected")["reason"].to_list())
-    return result.seconds, t_load, result.counts(), reasons
+    return result.seconds, t_load, result.counts(), reasons, cpu
 
 
 def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) -> dict:
@@ -137,8 +152,9 @@ def main() -> None:
     cores = available_cores()
     counts = sorted({1, cores})
     runs: dict[str, list[float]] = {"symusic": [], "in_process": [], "in_process_with_load": []}
+    cpu: dict[str, list[float]] = {"symusic": [], "in_process": []}  # CPU seconds (this process + workers)
     for w in counts:
-        runs[f"workers_{w}"], runs[f"workers_{w}_with_load"] = [], []
+        runs[f"workers_{w}"], runs[f"workers_{w}_with_load"], cpu[f"workers_{w}"] = [], [], []
     outcomes: set[str] = set()  # every ingestion must give the same rows
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -150,21 +166,20 @@ def main() -> None:
         warm.mkdir()
         for f in files[:4]:
             shutil.copyfile(f, warm / f.name)
-        warm_up(freeze=False)  # this process's encoder kernels, compiled or loaded once (not per-file work)
+        warm_up(freeze=False)  # this process's compiled kernels, loaded once (not per-file work)
         for w in counts:  # start the worker pools (process start-up is not per-file work)
             ingest_seconds(warm, work, IngestConfig(workers=w))
+        configs = {"in_process": IngestConfig(isolate=False), **{f"workers_{w}": IngestConfig(workers=w) for w in counts}}
         for _ in range(args.rounds):
-            runs["symusic"].append(symusic_seconds(datas))
-            t, t_load, status, reasons = ingest_seconds(raw, work, IngestConfig(isolate=False))
-            outcomes.add(json.dumps([status, reasons], sort_keys=True))
-            runs["in_process"].append(t)
-            runs["in_process_with_load"].append(t + t_load)
-            for w in counts:
-                runs["symusic"].append(symusic_seconds(datas))
-                t, t_load, status, reasons = ingest_seconds(raw, work, IngestConfig(workers=w))
+            for name, config in configs.items():
+                t_sym, c_sym = symusic_seconds(datas)
+                runs["symusic"].append(t_sym)
+                cpu["symusic"].append(c_sym)
+                t, t_load, status, reasons, c = ingest_seconds(raw, work, config)
                 outcomes.add(json.dumps([status, reasons], sort_keys=True))
-                runs[f"workers_{w}"].append(t)
-                runs[f"workers_{w}_with_load"].append(t + t_load)
+                runs[name].append(t)
+                runs[f"{name}_with_load"].append(t + t_load)
+                cpu[name].append(c)
         stages = stage_costs(files, datas, args.rounds, work / "stages") if args.stages else None
     assert len(outcomes) == 1, outcomes
     status, reasons = json.loads(outcomes.pop())
@@ -178,6 +193,9 @@ def main() -> None:
         rate = n / min(secs)
         out[name] = {"seconds": round(min(secs), 3), "files_per_s": round(rate, 1),
                      "x_symusic": round(sym_rate / rate, 2)}
+        if name in cpu:  # CPU per file, all processes together, over symusic's CPU per file: cost per core
+            out[name]["cpu_us_per_file"] = round(1e6 * min(cpu[name]) / n, 1)
+            out[name]["cpu_x_symusic"] = round(min(cpu[name]) / min(cpu["symusic"]), 2)
     if cores > 1:
         out["speedup"] = round(min(runs["workers_1"]) / min(runs[f"workers_{cores}"]), 2)
         out["speedup_with_load"] = round(min(runs["workers_1_with_load"]) / min(runs[f"workers_{cores}_with_load"]), 2)
