@@ -446,6 +446,7 @@ def test_pool_takes_tasks_as_workers_need_them() -> None:
         for task, reply in pool.run(tasks(), timeout_s=10, batch_files=4, at_most=200):
             if pulled_at_first is None:
                 pulled_at_first = len(pulled)
+            assert reply["status"] == "ingested", reply
             answered.append(task.rel)
     finally:
         pool.close()
