@@ -38,16 +38,7 @@ def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dic
     if score.ttype != symusic.TimeUnit.tick:  # resample converts these to ticks on its own
         return _note_arrays_resampled(score)
     c = note_columns(score) if columns is None else columns
-    if c.tpq == TPQ:
-        onset, duration = c.time, c.duration
-    else:  # symusic's resample: std::round(tpq_new / tpq_old * t), durations at least min_dur
-        scale = TPQ / c.tpq
-        onset = _round_half_away(c.time * scale)
-        duration = _round_half_away(c.duration * scale)
-        np.maximum(duration, 1, out=duration)
-        # (with scale <= 1 no int32 tick can round past int32's range)
-        if scale > 1 and len(onset) and max(int(onset.max()), int(duration.max())) > 2**31 - 1:
-            raise OverflowError("symusic::resample: time after resample is out of int32 range")
+    onset, duration, _ = (c.time, c.duration, None) if c.tpq == TPQ else _table_times(c)
     return {"track": c.track.astype(np.int16), "program": c.programs[c.track], "is_drum": c.drums[c.track],
             "onset": onset, "duration": duration, "pitch": c.pitch, "velocity": c.velocity}
 
@@ -61,11 +52,7 @@ def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None)
     if score.ttype != symusic.TimeUnit.tick:
         return _sorted(_note_arrays_resampled(score))
     c = note_columns(score) if columns is None else columns
-    scale = TPQ / c.tpq
-    onset, dur, key, top_on, top_dur = note_kernels.resampled_keys(
-        c.time, c.duration, c.pitch, c.track, scale, c.tpq != TPQ, max(1, len(c.time).bit_length()))
-    if c.tpq != TPQ and scale > 1 and len(onset) and max(top_on, top_dur) > 2**31 - 1:
-        raise OverflowError("symusic::resample: time after resample is out of int32 range")
+    onset, dur, key = _table_times(c)
     if len(key) == len(onset):
         key.sort()  # distinct keys (the index is in their low bits): any sort is stable
         order, bits = key, max(1, len(c.time).bit_length())
@@ -80,17 +67,18 @@ def _sorted(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: a[k].astype(_DTYPES[k], copy=False)[order] for k in _DTYPES}
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round`` (half away from zero) of float64 values, as int64; ``x`` is overwritten."""
-    if len(x) and x.min() < 0:
-        a = np.abs(x)
-        r = np.floor(a)
-        r += (a - r) >= 0.5
-        return np.copysign(r, x).astype(np.int64)
-    r = np.floor(x)  # non-negative (the usual case): the same in fewer passes
-    x -= r
-    r += x >= 0.5
-    return r.astype(np.int64)
+def _table_times(c: NoteColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Onsets and durations at the table's resolution as symusic's ``resample`` gives them
+    (``std::round(tpq_new / tpq_old * t)``, durations at least 1; the ticks as they are at
+    :data:`TPQ`), and the notes' sort keys (empty where they do not fit:
+    :func:`~musicml.ingest.note_kernels.resampled_keys`)."""
+    scale = TPQ / c.tpq
+    onset, dur, key, top_on, top_dur = note_kernels.resampled_keys(
+        c.time, c.duration, c.pitch, c.track, scale, c.tpq != TPQ, max(1, len(c.time).bit_length()))
+    # (with scale <= 1 no int32 tick can round past int32's range)
+    if c.tpq != TPQ and scale > 1 and len(onset) and max(top_on, top_dur) > 2**31 - 1:
+        raise OverflowError("symusic::resample: time after resample is out of int32 range")
+    return onset, dur, key
 
 
 def _note_arrays_resampled(score: symusic.Score) -> dict[str, np.ndarray]:
