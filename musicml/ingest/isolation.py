@@ -48,8 +48,9 @@ class Task:
 
 # A worker's environment, set before its interpreter starts (a spawned child imports the package of
 # its target, and so polars, pyarrow and symusic, before the target runs): one thread each, and
-# Arrow's system allocator (its default, mimalloc, commits ~1 GB up front); with these a worker
-# starts with ~0.25 GB written instead of ~1.3 GB.
+# Arrow's system allocator (its default, mimalloc, commits ~1 GB up front), one glibc malloc arena
+# (not one per thread, each holding on to 64-128 MB); with these a worker starts with ~0.25 GB
+# written instead of ~1.3 GB.
 WORKER_ENV = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
               "ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "1"}
 
@@ -71,7 +72,6 @@ def _worker_environment() -> Iterator[None]:
 
 def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in a child
     os.environ.update(WORKER_ENV)  # (for what reads them later; the libraries read them at import)
-    _one_malloc_arena()
     import resource
 
     from musicml.ingest.files import CacheBatch, warm_up
@@ -96,20 +96,6 @@ def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cov
             if batch.out_of_memory:  # a heap at its limit fails the next files too (or hangs a native
                 return  # reader): the parent parses the batch's other files again in a fresh worker
         conn.send_bytes(json.dumps({"written": batch.write()}).encode("utf-8"))
-
-
-def _one_malloc_arena() -> None:  # pragma: no cover - runs in a child
-    """glibc gives every thread that allocates its own malloc arena, each holding on to 64-128 MB
-    (a worker's libraries start several threads; on a machine with many cores, more): one arena
-    keeps a single-threaded worker's memory to what it uses. A no-op where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
 
 
 class _Worker:
