@@ -238,12 +238,13 @@ def test_cache_write_error_is_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --- the worker pool itself: crashes and hangs cost one row -------------------------------------
 
 
-def _misbehaving_worker(conn, memory_bytes):  # runs in a spawned child; speaks the batch protocol
+def _misbehaving_worker(conn, memory_bytes, shared):  # runs in a spawned child; speaks the batch protocol
     import json
     import signal
 
-    from musicml.ingest.isolation import READY
+    from musicml.ingest.isolation import READY, Progress
 
+    progress = Progress(shared)
     conn.send_bytes(READY)
     while True:
         try:
@@ -254,16 +255,20 @@ def _misbehaving_worker(conn, memory_bytes):  # runs in a spawned child; speaks 
         except EOFError:
             return
         rels = [f["rel"] for f in header["files"]]
+        replies = []
         for k, rel in enumerate(rels):
+            progress.set(k)
             if rel == "crash.mid":
                 os.kill(os.getpid(), signal.SIGSEGV)
             if rel == "hang.mid":
                 time.sleep(3600)
-            conn.send_bytes(json.dumps({"i": k, "reply": {"status": "ingested", "reason": "", "encoding": None,
-                                                          "n_pieces": 1, "problems": []}}).encode())
+            if rel.startswith("slow"):  # each file has its own time limit, not the batch
+                time.sleep(1.2)
+            replies.append({"status": "ingested", "reason": "", "encoding": None, "n_pieces": 1, "problems": []})
+        progress.set(len(rels))
         if "badwrite.mid" in rels:  # the batch's cache write crashes
             os.kill(os.getpid(), signal.SIGSEGV)
-        conn.send_bytes(json.dumps({"written": {}}).encode())
+        conn.send_bytes(json.dumps({"replies": replies, "written": {}}).encode())
 
 
 def _pool_replies(workers: int, rels: tuple[str, ...], **kw) -> dict[str, dict]:
@@ -293,6 +298,15 @@ def test_crash_or_hang_inside_a_batch_costs_only_that_file() -> None:
     assert replies["crash.mid"]["reason"].startswith("crash.mid: reader process killed by signal SIGSEGV")
     assert replies["hang.mid"]["reason"].startswith("hang.mid: reader did not finish within 3 s")
     assert all(replies[r]["status"] == "ingested" for r in ("a.mid", "b.mid", "c.mid", "d.mid", "e.mid"))
+
+
+def test_each_file_of_a_batch_has_its_own_time_limit() -> None:
+    """A batch answers once, at its end: the worker's shared progress gives each file the whole
+    limit (four files of 1.2 s in one batch under a 3 s limit), and names the one that hangs."""
+    rels = ("slow1.mid", "slow2.mid", "slow3.mid", "slow4.mid", "hang.mid", "a.mid")
+    replies = _pool_replies(1, rels, batch_files=64)
+    assert all(replies[r]["status"] == "ingested" for r in rels if r != "hang.mid"), replies
+    assert replies["hang.mid"]["reason"].startswith("hang.mid: reader did not finish within 3 s")
 
 
 def test_crash_in_a_batch_cache_write_costs_only_that_file() -> None:

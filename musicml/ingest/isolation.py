@@ -4,13 +4,15 @@ A native reader (symusic's MIDI and ABC parsers are C++) can crash, hang or exha
 hostile file. Files are therefore parsed in worker processes with ``RLIMIT_DATA`` set (the memory
 a worker writes: heap and anonymous mappings, not the address space its libraries map or reserve,
 which numba's LLVM and the allocators of polars and Arrow make large and which says nothing about
-the file). A worker gets a batch of files in one message (small files cost no round trip each),
-answers each file with a small JSON dict as soon as it is parsed, then writes the batch's parse cache (atomically,
-one pieces and one notes file per batch) and says so. The parent waits at most ``timeout_s``
-for each answer: a worker that overruns or dies is killed and replaced, the file it was parsing
-becomes a ``rejected`` row (a crash is first confirmed by parsing that file alone), and the
-batch's other files are parsed again, so a crash or hang costs only that file's row. Nothing is
-unpickled.
+the file). A worker gets a batch of files in one message and answers it in one (small files
+cost no round trip, and wake the parent not once each): it parses the files, writes the batch's
+parse cache (atomically, one pieces and one notes file per batch), then sends every file's row
+fields as JSON. While it works it keeps its *progress* in memory shared with the parent (the
+file it is on and when it began it), so each file still has its own time limit: the parent lets
+a file take at most ``timeout_s``; a worker that overruns or dies is killed and replaced, the
+file its progress names becomes a ``rejected`` row (a crash is first confirmed by parsing that
+file alone), and the batch's other files are parsed again, so a crash or hang costs only that
+file's row. Nothing is unpickled.
 
 Workers are started once per process and reused across :func:`parse_isolated` calls (a pool per
 worker count), and shut down at exit. This module imports only the standard library at the top:
@@ -27,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 READY = b"ready"  # a worker's first message: imports done, the time limits start counting now
@@ -70,7 +72,29 @@ def _worker_environment() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in a child
+class Progress:
+    """Where a worker is in its batch, in memory it shares with the parent: the index of the file
+    it is parsing (``RECEIVING`` before the first, the batch's length while it writes the cache)
+    and when it began that (``time.monotonic_ns()``, one clock for every process). The worker
+    writes the time before the index, and the parent reads the index first, so the time it reads
+    is never older than the start of the step whose index it read."""
+
+    RECEIVING = -1
+
+    def __init__(self, shared) -> None:  # a ctypes array of two int64 (``RawArray("q", 2)``)
+        self.shared = shared
+
+    def set(self, index: int) -> None:
+        self.shared[1] = time.monotonic_ns()
+        self.shared[0] = index
+
+    def get(self) -> tuple[int, float]:
+        """(index, start in ``time.monotonic()`` seconds)."""
+        index = self.shared[0]
+        return index, self.shared[1] / 1e9
+
+
+def _worker_main(conn: Connection, memory_bytes: int, shared) -> None:  # pragma: no cover - runs in a child
     os.environ.update(WORKER_ENV)  # (for what reads them later; the libraries read them at import)
     import resource
 
@@ -81,6 +105,7 @@ def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cov
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
 
+    progress = Progress(shared)
     conn.send_bytes(READY)
     while True:
         try:
@@ -88,21 +113,27 @@ def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cov
             blob = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        batch, at = CacheBatch(header["lake_root"], header["config"]), 0
+        batch, at, replies = CacheBatch(header["lake_root"], header["config"]), 0, []
         for k, f in enumerate(header["files"]):
+            progress.set(k)
             data, at = blob[at:at + f["size"]], at + f["size"]
-            reply = batch.add(data, f["fmt"], f["rel"], f["digest"])
-            conn.send_bytes(json.dumps({"i": k, "reply": reply}).encode("utf-8"))
+            replies.append(batch.add(data, f["fmt"], f["rel"], f["digest"]))
             if batch.out_of_memory:  # a heap at its limit fails the next files too (or hangs a native
-                return  # reader): the parent parses the batch's other files again in a fresh worker
-        conn.send_bytes(json.dumps({"written": batch.write()}).encode("utf-8"))
+                # reader): the files answered so far are told, the others parsed again in a fresh worker
+                conn.send_bytes(json.dumps({"replies": replies, "quit": True}).encode("utf-8"))
+                return
+        progress.set(len(replies))
+        written = batch.write()
+        conn.send_bytes(json.dumps({"replies": replies, "written": written}).encode("utf-8"))
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int, target: Callable[[Connection, int], None]) -> None:
+    def __init__(self, memory_bytes: int, target: Callable[[Connection, int, object], None]) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=target, args=(child, memory_bytes), daemon=True,
+        shared = ctx.RawArray("q", 2)
+        self.progress = Progress(shared)
+        self.proc = ctx.Process(target=target, args=(child, memory_bytes, shared), daemon=True,
                                 name="musicml-ingest-worker")
         with _worker_environment():
             self.proc.start()
@@ -119,7 +150,9 @@ class _Worker:
         return self.ready
 
     def send(self, batch: list[Task]) -> None:
-        """One batch (its tasks share a lake and a config): a JSON header, then the files' bytes."""
+        """One batch (its tasks share a lake and a config): a JSON header, then the files' bytes.
+        Its time starts now (``Progress.RECEIVING``)."""
+        self.progress.set(Progress.RECEIVING)
         header = {"lake_root": batch[0].lake_root, "config": batch[0].config,
                   "files": [{"rel": t.rel, "fmt": t.fmt, "digest": t.digest, "size": len(t.data)} for t in batch]}
         self.conn.send_bytes(json.dumps(header).encode("utf-8"))
@@ -150,7 +183,7 @@ class ParserPool:
     """``workers`` reader processes; :meth:`run` yields ``(task, reply)`` as answers come back."""
 
     def __init__(self, workers: int, memory_bytes: int,
-                 target: Callable[[Connection, int], None] = _worker_main) -> None:
+                 target: Callable[[Connection, int, object], None] = _worker_main) -> None:
         self.size = max(1, workers)
         self.memory_bytes = memory_bytes
         self.target = target
@@ -197,34 +230,33 @@ class ParserPool:
                 yield from self._dispatch(queue, busy, timeout_s)
                 if not busy:
                     continue
-                soonest = min(job.deadline for job in busy.values())
-                ready = wait(list(busy), timeout=max(0.0, soonest - time.monotonic()))
+                queue.prefetch(len(busy))  # the next batches read while the workers parse these
+                ready = wait(list(busy), timeout=max(0.0, min(map(_Job.deadline, busy.values())) - time.monotonic()))
                 done: list[tuple[Task, dict]] = []  # yielded once idle workers have their next batch
                 for conn in ready:
-                    job = busy[conn]
+                    job = busy.pop(conn)
                     try:
                         msg = json.loads(conn.recv_bytes())
                     except (EOFError, OSError):
-                        del busy[conn]
                         job.worker.kill()
                         done += self._lost(job, queue, f"{job.worker.exit_description()} while parsing "
                                                        f"(a crash in a native reader, or memory beyond the "
                                                        f"worker's limit; the file is skipped)", confirm=True)
                         continue
-                    job.deadline = time.monotonic() + timeout_s
+                    replies = msg["replies"]
                     if "written" in msg:  # the batch's cache is written: its answers hold
-                        del busy[conn]
                         self.idle.append(job.worker)
                         failed = {int(k): reason for k, reason in msg["written"].items()}
                         done += [(job.batch[k], _failure(failed[k]) if k in failed else reply)
-                                 for k, reply in job.held.items()]
-                    elif msg["reply"]["status"] == "ingested":
-                        job.held[msg["i"]] = msg["reply"]
-                    else:
-                        job.answered.add(msg["i"])
-                        done.append((job.batch[msg["i"]], msg["reply"]))
+                                 for k, reply in enumerate(replies)]
+                        continue
+                    job.worker.kill()  # it quit (out of memory) after these answers, its cache unwritten
+                    done += [(job.batch[k], r) for k, r in enumerate(replies) if r["status"] != "ingested"]
+                    again = [t for k, t in enumerate(job.batch) if k >= len(replies) or replies[k]["status"] == "ingested"]
+                    if again:
+                        queue.appendleft(again)
                 now = time.monotonic()
-                for conn in [c for c, job in busy.items() if job.deadline <= now]:
+                for conn in [c for c, job in busy.items() if job.deadline() <= now]:
                     job = busy.pop(conn)
                     job.worker.kill()
                     done += self._lost(job, queue, f"reader did not finish within {timeout_s:g} s "
@@ -254,34 +286,32 @@ class ParserPool:
                     if len(batch) > 1:
                         queue.extendleft([t] for t in reversed(batch))
                     else:
-                        lost.append((batch[0], _failure(f"{batch[0].rel}: {w.exit_description()} while receiving "
-                                                        f"the file (more memory than the worker's limit allows; "
-                                                        f"the file is skipped)")))
+                        lost.append((batch[0], _receive_failure(batch[0], w)))
                     continue
-            busy[w.conn] = _Job(w, batch, time.monotonic() + timeout_s)
+            busy[w.conn] = _Job(w, batch, timeout_s)
         return lost
 
     @staticmethod
     def _lost(job: _Job, queue: deque, problem: str, confirm: bool) -> Iterator[tuple[Task, dict]]:
-        """A worker died or hung on ``job``: the file it was on is rejected (a crash in a batch
-        is confirmed by parsing that file alone first); the batch's other unanswered files are
-        queued again (those already parsed had not had their cache written)."""
-        k = len(job.answered) + len(job.held)  # answers come in order: this file was being parsed
-        again = [t for i, t in enumerate(job.batch) if i not in job.answered and i != k]
-        if k < len(job.batch):
+        """A worker died or hung on ``job``: the file its progress names is rejected (a crash in
+        a batch is confirmed by parsing that file alone first); the batch's other files are
+        queued again (none had its cache written). Where it died receiving the batch or writing
+        its cache, each file is tried alone."""
+        k, _ = job.worker.progress.get()
+        if 0 <= k < len(job.batch):
             culprit = job.batch[k]
+            if again := [t for i, t in enumerate(job.batch) if i != k]:
+                queue.appendleft(again)
             if confirm and len(job.batch) > 1:
                 queue.appendleft([culprit])
             else:
                 yield culprit, _failure(f"{culprit.rel}: {problem}")
-        elif len(again) == 1 and len(job.batch) == 1:  # the cache write of a lone file
+        elif len(job.batch) > 1:
+            queue.extendleft([t] for t in reversed(job.batch))
+        elif k == Progress.RECEIVING and confirm:  # it died taking in the file
+            yield job.batch[0], _receive_failure(job.batch[0], job.worker)
+        else:  # the cache write of a lone file
             yield job.batch[0], _failure(f"{job.batch[0].rel}: {problem}")
-            again = []
-        else:  # the batch's cache write (or a worker that quit after its last answer): each file alone
-            queue.extendleft([t] for t in reversed(again))
-            again = []
-        if again:
-            queue.appendleft(again)
 
     def close(self) -> None:
         for w in self.idle:
@@ -291,14 +321,15 @@ class ParserPool:
 
 @dataclass
 class _Job:
-    """A batch on a worker: answers held until the batch's cache is written, and the deadline
-    of the next answer."""
+    """A batch on a worker, and how long each of its files may take."""
 
     worker: _Worker
     batch: list[Task]
-    deadline: float
-    held: dict[int, dict] = field(default_factory=dict)  # ingested, waiting for the cache write
-    answered: set[int] = field(default_factory=set)  # rejected: already yielded
+    timeout_s: float
+
+    def deadline(self) -> float:
+        """When the step the worker is on (receiving, a file, the cache write) overruns."""
+        return self.worker.progress.get()[1] + self.timeout_s
 
 
 class _Queue(deque):
@@ -325,6 +356,15 @@ class _Queue(deque):
         self._fill()
         return super().popleft()
 
+    def prefetch(self, n: int) -> None:
+        """Have ``n`` batches made (their files read), at most."""
+        while super().__len__() < n and self.fresh is not None:
+            batch = next(self.fresh, None)
+            if batch is None:
+                self.fresh = None
+            else:
+                self.append(batch)
+
 
 def _batches(tasks: Iterable[Task], per: int, max_bytes: int) -> Iterator[list[Task]]:
     """Consecutive tasks grouped by lake and config, ``per`` files and ``max_bytes`` at most."""
@@ -341,6 +381,11 @@ def _batches(tasks: Iterable[Task], per: int, max_bytes: int) -> Iterator[list[T
             batch, size = [], 0
     if batch:
         yield batch
+
+
+def _receive_failure(task: Task, worker: _Worker) -> dict:
+    return _failure(f"{task.rel}: {worker.exit_description()} while receiving the file (more memory than the "
+                    f"worker's limit allows; the file is skipped)")
 
 
 def _failure(reason: str) -> dict:
