@@ -143,6 +143,18 @@ def test_read_regular_refuses_a_fifo(tmp_path: Path) -> None:
         read_regular(tmp_path / "p.mid", 100)
 
 
+def test_read_regular_reads_whole_files_and_at_most_one_byte_past_the_limit(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000  # 1.28 MB: more than one read after the size hint
+    (tmp_path / "a.mid").write_bytes(data)
+    assert read_regular(tmp_path / "a.mid", len(data)) == data
+    assert read_regular(tmp_path / "a.mid", 1000) == data[:1001]  # too large, noticed unread
+    (tmp_path / "e.mid").write_bytes(b"")
+    assert read_regular(tmp_path / "e.mid", 100) == b""
+    status = Path("/proc/self/status")  # a regular file whose size says 0 but that holds text
+    if status.exists() and status.stat().st_size == 0:
+        assert read_regular(status, 1 << 20).startswith(b"Name:")
+
+
 def test_file_name_not_utf8(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
     bad = os.path.join(os.fsencode(lake.raw_dir), b"caf\xe9.abc")

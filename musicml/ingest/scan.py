@@ -159,13 +159,15 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"{_kind(st.st_mode)}, not a regular file")
         chunks, left = [], max_bytes + 1
+        want = min(left, st.st_size + 1)  # the whole file in one read, as its size says (it may grow)
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             left -= len(chunk)
-        return b"".join(chunks)
+            if len(chunk) < want:  # a short read of a regular file: its end
+                break
+            want = min(left, 1 << 20)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 
