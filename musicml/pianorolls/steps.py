@@ -81,7 +81,8 @@ def fractal_train_step(lake: Lake, cfg, *, tracking_uri: str, tags: dict[str, st
     logger = tracking.MetricsLogger(tracking_uri, run_id, flush_at=fcfg.checkpoint_every)
     try:
         try:
-            result = train_fractal(fcfg, rolls_dir, run_dir, log=logger)
+            with tracking.system_metrics(tracking_uri, run_id):
+                result = train_fractal(fcfg, rolls_dir, run_dir, log=logger)
         finally:
             logger.flush()
     except BaseException:
