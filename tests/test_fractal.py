@@ -16,7 +16,7 @@ import torch
 from conftest import derived_corpus
 from symusic import Note, Score, Tempo, Track
 
-from musicml import workflow
+from musicml import tracking, workflow
 from musicml.checkpoint import load_model
 from musicml.ingest import IngestConfig
 from musicml.ingest.corpus import music21_abc_files
@@ -442,9 +442,7 @@ def test_registry_builds_and_workflow_runs_fractal(abc_lake, tmp_path, monkeypat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = workflow.train_step(abc_lake, train_cfg(4), tracking_uri=uri)
     assert run.result["steps"] == 4 and run.name.startswith("fractal-")
-    from mlflow import MlflowClient
-
-    logged = MlflowClient(uri).get_run(run.mlflow_run_id).data.metrics
+    logged = tracking.client(uri).get_run(run.mlflow_run_id).data.metrics
     assert "system/cpu_utilization_percentage" in logged and "system/system_memory_usage_megabytes" in logged
     metrics = workflow.evaluate_step(abc_lake, tracking_uri=uri, device="cpu")
     assert {"val_bpn", "test_bpn", "val_bpc", "baseline_val_bpn", "baseline_test_bpc"} <= set(metrics)
