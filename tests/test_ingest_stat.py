@@ -13,7 +13,15 @@ import polars as pl
 import pytest
 
 from musicml import workflow
-from musicml.ingest import IngestConfig, drop_zone_changes, files, ingest, load_parsed, scan
+from musicml.ingest import (
+    IngestConfig,
+    drop_zone_changes,
+    files,
+    ingest,
+    load_parsed,
+    request,
+    scan,
+)
 from musicml.ingest.corpus import music21_abc_files
 from musicml.lake import Lake
 
@@ -167,6 +175,7 @@ def test_paths_reexamine_only_those_entries(tmp_path: Path, monkeypatch: pytest.
     stat_calls: list[str] = []
     real = scan_module.classify
     monkeypatch.setattr(scan_module, "classify", lambda p, rel, raw: stat_calls.append(rel) or real(p, rel, raw))
+    monkeypatch.setattr(request, "classify", scan_module.classify)  # where a request's planner calls it
     result = ingest(lake, IngestConfig(paths=(b, new.name, "never/was.abc"), isolate=False), previous=first.files)
     assert stat_calls == [new.name]  # the carried rows were checked against the listing alone
     assert result.parsed == 1 and result.read == 1

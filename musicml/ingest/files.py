@@ -213,19 +213,28 @@ def ingest(
     A file whose (path, size, mtime) match its row in ``previous`` is not read (``reuse_stat``);
     files known by (content hash, format) reuse their earlier row; the rest are parsed in
     isolated worker processes (``config.isolate``), answers coming back in any order. With
-    ``config.paths`` only those entries are re-examined (see :class:`IngestConfig`).
+    ``config.paths`` only those entries are re-examined (see :class:`IngestConfig`), at a cost
+    that grows with them, not with the drop zone (:mod:`musicml.ingest.request`).
     """
     config = config or IngestConfig()
     t0 = time.perf_counter()
     racy_after = time.time_ns() - RACY_NS
     raw_dir = lake.raw_dir
     raw_dir.mkdir(parents=True, exist_ok=True)
-    prev = _Previous(previous)
     wanted = None if config.paths is None else set(config.paths)
-    carried = {} if wanted is None else {p: seen[2:4] for p, seen in prev.by_path.items() if p not in wanted}
-    entries = scan(raw_dir, assume=carried)
-    if keep is not None:
-        entries = [e for e in entries if keep(e.rel)]
+    request = None
+    if wanted is not None and keep is None:
+        from musicml.ingest.request import plan
+
+        request = plan(raw_dir, wanted, previous, config)
+    if request is not None:  # only the entries whose rows may change (musicml.ingest.request)
+        prev, entries, preread = _Previous(request.subset), request.entries, request.preread
+    else:
+        prev, preread = _Previous(previous), {}
+        carried = {} if wanted is None else {p: seen[2:4] for p, seen in prev.by_path.items() if p not in wanted}
+        entries = scan(raw_dir, assume=carried)
+        if keep is not None:
+            entries = [e for e in entries if keep(e.rel)]
     rows: list[dict | int | None] = [None] * len(entries)  # a new row, or the index of a previous one
     first_path: dict[tuple[str, str], str] = {}
     todo: dict[int, _Todo] = {}  # files read and being parsed, until their answer
@@ -257,7 +266,8 @@ def ingest(
                     counts["reused"] += 1
                     finished(entry.rel)
                     continue
-            row, job, opened = _account(entry, config, prev, first_path, trusted, racy_after)
+            row, job, opened = _account(entry, config, prev, first_path, trusted, racy_after,
+                                        preread.pop(entry.rel, None))
             counts["read"] += opened
             if job is not None:
                 todo[i] = job
@@ -272,8 +282,10 @@ def ingest(
         job = todo.pop(i)
         rows[i] = _row(job.rel, job.fmt, len(job.data), job.digest, mtime_ns=job.mtime_ns, **reply)
         finished(job.rel)
-    return IngestResult(_table(rows, prev), counts["parsed"], counts["reused"], time.perf_counter() - t0,
-                        counts["read"])
+    table = _table(rows, prev)
+    if request is not None:
+        table = pl.concat([request.untouched, table]).sort("path")
+    return IngestResult(table, counts["parsed"], counts["reused"], time.perf_counter() - t0, counts["read"])
 
 
 def _table(rows: list[dict | int | None], prev: _Previous) -> pl.DataFrame:
@@ -319,7 +331,7 @@ class _Previous:
         return self.table.row(i, named=True)
 
 
-def _format_of(rel: str) -> str | None:
+def format_of(rel: str) -> str | None:
     """:func:`musicml.formats.detect_format` of a scan path without building a ``Path`` (it runs
     per entry): the suffix as ``PurePath.suffix`` takes it."""
     name = rel.rpartition("/")[2]
@@ -328,11 +340,11 @@ def _format_of(rel: str) -> str | None:
 
 
 def _account(entry: Entry, config: IngestConfig, prev: _Previous, first_path: dict, trusted: tuple | None,
-             racy_after: int) -> tuple[dict | None, _Todo | None, bool]:
+             racy_after: int, preread: bytes | None = None) -> tuple[dict | None, _Todo | None, bool]:
     """The row of an entry that needs no parsing, or the file to parse; and whether it was read.
     ``trusted``: ``(index, hash, bytes, mtime_ns, format)`` of its previous row, whose hash is
-    taken without reading the file."""
-    rel, fmt, mtime = entry.rel, _format_of(entry.rel), entry.mtime_ns
+    taken without reading the file; ``preread``: its bytes, read already."""
+    rel, fmt, mtime = entry.rel, format_of(entry.rel), entry.mtime_ns
     if entry.problem:
         return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: {entry.problem}"), None, False
     if rel.startswith(".") or "/." in rel:
@@ -354,7 +366,7 @@ def _account(entry: Entry, config: IngestConfig, prev: _Previous, first_path: di
         if row is not None:
             return row, None, False  # else its parse is not known: read it after all
     try:
-        data = read_regular(entry.fspath, config.max_file_bytes)
+        data = preread if preread is not None else read_regular(entry.fspath, config.max_file_bytes)
     except OSError as err:
         return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: cannot read file: {err.strerror or err}"), None, True
     if len(data) > config.max_file_bytes:
