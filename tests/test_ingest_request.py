@@ -1,7 +1,8 @@
 """A request (``IngestConfig.paths``, as the drop-zone sensor sends it) gives the files table a
 whole ingestion of the same drop zone gives: random sequences of what happens to real drop
 zones (files added, copied before and after their original, removed, rewritten, swapped for
-links and FIFOs, hidden, empty, in folders; formats switched off), each ingested both ways."""
+links and FIFOs, link loops, hidden, empty, in folders, names that are not UTF-8; formats
+switched off), each ingested both ways."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class DropZone:
     def event(self) -> str:
         rng, files = self.rng, self.files()
         kind = rng.choice(["new", "new", "copy_before", "copy_after", "remove", "rewrite", "link", "dangling",
-                           "fifo", "hidden", "empty", "folder", "unknown"] if files else ["new"])
+                           "fifo", "hidden", "empty", "folder", "unknown", "undecodable", "loop"] if files else ["new"])
         if kind == "new" or not files:
             src = rng.choice(self.pool)
             self.put(f"{rng.choice(['a', 'm', 'z'])}{self.tick}_{src.name}", src.read_bytes())
@@ -74,6 +75,13 @@ class DropZone:
                 victim.symlink_to(target)
         elif kind == "hidden":
             self.put(f".hidden{self.tick}.abc", rng.choice(self.pool).read_bytes())
+        elif kind == "undecodable":  # a name that is not UTF-8: shown as \\xNN, never requested by that name
+            (Path(os.fsdecode(os.fsencode(self.raw) + b"/odd%d\xff.abc" % self.tick))).write_bytes(b"X:1\nK:C\nC\n")
+            self.tick += 1
+        elif kind == "loop":
+            (self.raw / f"loop{self.tick}a").symlink_to(f"loop{self.tick}b")
+            (self.raw / f"loop{self.tick}b").symlink_to(f"loop{self.tick}a")
+            self.tick += 1
         elif kind == "empty":
             self.put(f"empty{self.tick}.mid", b"")
         elif kind == "folder":
@@ -162,13 +170,28 @@ def test_a_copy_takes_over_when_its_original_goes_unrequested(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("name", ["../outside.abc", "/etc/passwd", "a//b.abc", "./x.abc", "odd\\xff.abc", ""])
-def test_a_name_that_is_not_a_plain_path_is_served_by_the_whole_listing(tmp_path: Path, name: str) -> None:
+def test_a_name_outside_the_listing_finds_nothing(tmp_path: Path, name: str) -> None:
     lake = Lake(root=tmp_path / "lake", raw_dir=tmp_path / "lake" / "raw")
     lake.raw_dir.mkdir(parents=True)
-    assert request.plan(lake.raw_dir, {name}, None, IngestConfig()) is None
     (tmp_path / "lake" / "outside.abc").write_text("X:1\nK:C\nC\n")
+    (tmp_path / "lake" / "raw" / "x.abc").symlink_to(tmp_path / "lake" / "outside.abc")
+    planned = request.plan(lake.raw_dir, {name}, None, IngestConfig())
+    assert planned is not None and [e.rel for e in planned.entries] == ["x.abc"]  # an arrival, not the name
     result = ingest(lake, IngestConfig(isolate=False, paths=(name,)))
-    assert result.files.height == 0  # nothing outside the drop zone is looked at
+    assert result.files.select("path", "status").rows() == [("x.abc", "rejected")]  # a link outside: not followed
+
+
+def test_a_name_shown_escaped_is_planned_by_its_listing(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 is requested by its display name (``\\xff``), as the sensor sends it."""
+    lake = Lake(root=tmp_path / "lake", raw_dir=tmp_path / "lake" / "raw")
+    lake.raw_dir.mkdir(parents=True)
+    Path(os.fsdecode(os.fsencode(lake.raw_dir) + b"/odd\xff.abc")).write_bytes(b"X:1\nK:C\nC\n")
+    (display,) = drop_zone_changes(lake.raw_dir, None).paths
+    assert display == "odd\\xff.abc"
+    planned = request.plan(lake.raw_dir, {display}, None, IngestConfig())
+    assert planned is not None and [e.rel for e in planned.entries] == [display]
+    result = ingest(lake, IngestConfig(isolate=False, paths=(display,)))
+    assert result.files["reason"].to_list() == [f"{display}: file name is not valid UTF-8"]
 
 
 def test_an_unlistable_folder_is_left_to_the_whole_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

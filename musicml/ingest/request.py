@@ -13,9 +13,9 @@ entry; here only the entries whose row could come out differently are examined:
 
 The rest is carried over with vectorized table operations, so the per-entry cost of the drop
 zone is one directory entry of the listing (names and entry types, no ``stat``) and a few table
-operations per row. :func:`plan` returns None where a request cannot be planned from names
-alone (a name that is not a plain relative path, an unlistable folder): the caller then
-accounts for the whole listing, with the same result.
+operations per row. :func:`plan` returns None where the listing alone cannot tell (a folder
+that cannot be listed, two names shown alike): the caller then accounts for the whole scan,
+with the same result.
 """
 
 from __future__ import annotations
@@ -78,16 +78,10 @@ def listing(raw_dir: Path) -> dict[str, tuple[str, str, bool]] | None:
     return out
 
 
-def _plain(rel: str) -> bool:
-    """Whether a requested path can name an entry of the listing (else the whole scan decides)."""
-    parts = rel.split("/")
-    return bool(rel) and "\\" not in rel and "\0" not in rel and all(p not in ("", ".", "..") for p in parts)
-
-
 def plan(raw_dir: Path, wanted: set[str], previous: pl.DataFrame | None, config: IngestConfig) -> Plan | None:
-    """What a request for ``wanted`` must account for; None: account for the whole listing."""
-    if not all(_plain(rel) for rel in wanted):
-        return None
+    """What a request for ``wanted`` must account for; None: account for the whole listing.
+    A requested name is only ever looked up in the listing (``..``, absolute or odd names find
+    nothing there), so nothing outside the drop zone is looked at."""
     listed = listing(raw_dir) if Path(raw_dir).is_dir() else {}
     if listed is None:
         return None
