@@ -5,6 +5,7 @@ variable               what                                        default
 =====================  ==========================================  ================================
 ``MUSICML_LAKE``       lake root                                   ``data_lake`` (relative to cwd)
 ``MUSICML_RAW_DIR``    drop zone                                   ``<lake>/raw``
+``MUSICML_LAKE_CACHE`` local copies of lakes on object storage      ``~/.cache/musicml/lakes``
 ``MLFLOW_TRACKING_URI`` MLflow tracking store                      ``sqlite:///<lake>/mlflow.db``
 ``MUSICML_ARTIFACTS``  MLflow artifact root of new experiments      ``<lake>/mlartifacts``
 ``MUSICML_SOUNDFONT``  SoundFont for WAV rendering                 system paths, then none
@@ -23,6 +24,7 @@ from typing import NamedTuple
 
 LAKE = "MUSICML_LAKE"
 RAW_DIR = "MUSICML_RAW_DIR"
+LAKE_CACHE = "MUSICML_LAKE_CACHE"
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 ARTIFACTS = "MUSICML_ARTIFACTS"
 SOUNDFONT = "MUSICML_SOUNDFONT"
@@ -49,6 +51,14 @@ def raw_dir() -> Path | str | None:
     """``$MUSICML_RAW_DIR``; None means ``<lake>/raw``."""
     value = _get(RAW_DIR)
     return _path(value) if value else None
+
+
+def lake_cache() -> Path:
+    """``$MUSICML_LAKE_CACHE``, else ``~/.cache/musicml/lakes``: where the local copy of a lake on
+    object storage lives (:mod:`musicml.lake_sync`); the same on every machine of one image, so
+    the absolute paths a lake's records hold agree across them."""
+    value = _get(LAKE_CACHE)
+    return Path(value) if value else Path.home() / ".cache" / "musicml" / "lakes"
 
 
 def tracking_uri() -> str | None:

@@ -12,6 +12,10 @@ Layout under the lake root (``MUSICML_LAKE``, default ``data_lake``)::
     models/cli/<run>/    runs of ``python -m musicml.train`` on this lake
     catalog.duckdb       DuckDB views over the parquet above
     mlflow.db            MLflow tracking store (sqlite)
+
+The root may also be an fsspec URL (``s3://bucket/lake``): the lake then lives on object storage
+and each process works on a local copy of it (``.sync/`` holds its sync state), pulled before a
+run and pushed after (:mod:`musicml.lake_sync`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,16 +47,38 @@ class Lake:
 
     root: Path
     raw_dir: Path
+    remote: str | None = None  # the lake on object storage (an fsspec URL); ``root`` is then its local copy
 
     @classmethod
     def from_env(cls, root: str | os.PathLike | None = None, raw_dir: str | os.PathLike | None = None) -> Lake:
         """Resolve the lake from arguments, then ``MUSICML_LAKE`` / ``MUSICML_RAW_DIR`` (see :mod:`musicml.env`).
 
-        Either may be a ``file://`` URL; another protocol (``s3://``, ``memory://``) is refused: the
-        pipeline's lake is a local (or mounted) folder, see :func:`local_folder`."""
-        root_p = local_folder(root or env.lake_root(), "lake root").resolve()
+        The root may be a local path, a ``file://`` URL, or any other fsspec URL (``s3://``,
+        ``gs://``, ``memory://``): a lake on object storage, worked on in a local copy under
+        ``MUSICML_LAKE_CACHE`` that :meth:`pull` and :meth:`push` sync (:mod:`musicml.lake_sync`).
+        The drop zone is a local folder (default: the lake's ``raw/``, synced with it)."""
+        given = root or env.lake_root()
+        remote = _remote(given)
+        if remote is not None:
+            root_p = (env.lake_cache() / cache_name(remote)).resolve()
+        else:
+            root_p = local_folder(given, "lake root").resolve()
         raw = raw_dir or env.raw_dir() or root_p / "raw"
-        return cls(root=root_p, raw_dir=local_folder(raw, "drop zone").resolve())
+        return cls(root=root_p, raw_dir=local_folder(raw, "drop zone").resolve(), remote=remote)
+
+    def pull(self, prefixes: tuple[str, ...] | None = None) -> None:
+        """Bring the local copy up to the lake on object storage (a no-op for a local lake)."""
+        if self.remote is not None:
+            from musicml import lake_sync
+
+            lake_sync.pull(self.remote, self.root, prefixes)
+
+    def push(self) -> None:
+        """Send the local copy's changes to the lake on object storage (a no-op for a local lake)."""
+        if self.remote is not None:
+            from musicml import lake_sync
+
+            lake_sync.push(self.remote, self.root)
 
     def path(self, *parts: str) -> Path:
         """A path inside the lake; raises :class:`PathEscapeError` if it would leave it."""
@@ -73,6 +100,12 @@ class Lake:
         return self.root / "catalog.duckdb"
 
 
+def cache_name(url: str) -> str:
+    """The folder name of a remote lake's local copy: readable, one per URL, never a path."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", url.rstrip("/"))[:80].strip("._") or "lake"
+    return f"{readable}-{hashlib.sha256(url.rstrip('/').encode()).hexdigest()[:10]}"
+
+
 def _is_url(path: object) -> bool:
     return isinstance(path, str) and "://" in path
 
@@ -86,10 +119,9 @@ def local_folder(path: str | os.PathLike, what: str = "path") -> Path:
     local = storage.local_path(path)
     if local is None:
         raise ValueError(
-            f"{what} {path!r}: the pipeline's lake must be a local or mounted folder (the DuckDB "
-            "catalog, parse cache and checkpoints are files); mount the bucket (s3fs, gcsfuse) or use "
-            "a file:// URL. The lake's read/write helpers and MLflow artifacts (MUSICML_ARTIFACTS) "
-            "take any fsspec URL.")
+            f"{what} {path!r}: must be a local or mounted folder (or a file:// URL). A lake root may "
+            "be any fsspec URL (MUSICML_LAKE=s3://...: worked on in a synced local copy, its drop "
+            "zone the lake's raw/), and so may MLflow artifacts (MUSICML_ARTIFACTS).")
     return local
 
 

@@ -16,7 +16,9 @@ MAX_REQUEST_PATHS = RetrainConfig.max_request_paths  # more changes: a request w
 
 
 def pending_changes(lake: Lake) -> DropZoneChanges:
-    """The drop zone against the lake's files table (``musicml.ingest.drop_zone_changes``)."""
+    """The drop zone against the lake's files table (``musicml.ingest.drop_zone_changes``); a lake
+    on object storage first pulls both."""
+    lake.pull(("raw", "ingest/files.parquet"))
     table = files_table_path(lake)
     return drop_zone_changes(lake.raw_dir, read_frame(table) if table.exists() else None)
 

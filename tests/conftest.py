@@ -182,3 +182,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def memory_root():
+    """A fresh folder on fsspec's (process-global) memory filesystem, removed afterwards."""
+    import uuid
+
+    import fsspec
+
+    name = f"musicml-test-{uuid.uuid4().hex[:8]}"
+    yield f"memory://{name}"
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{name}"):
+        fs.rm(f"/{name}", recursive=True)

@@ -78,7 +78,8 @@ def test_sensor_requests_a_run_only_when_the_drop_zone_changes(tmp_path, monkeyp
     resources = {"lake": LakeResource(root=str(tmp_path / "lake"), raw_dir=str(raw))}
 
     def evaluate(cursor: str | None = None):
-        return new_scores_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+            return new_scores_sensor(context)
 
     with dg.instance_for_test() as instance:
         empty = evaluate()

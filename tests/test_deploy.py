@@ -169,7 +169,7 @@ def test_image_pins_the_dagster_libraries_of_pyproject() -> None:
     pinned = next(r for r in extras if r.startswith("dagster-postgres=="))
     version = pinned.split("==")[1]
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    assert f'"dagster-k8s=={version}"' in dockerfile and '".[postgres]"' in dockerfile
+    assert f'"dagster-k8s=={version}"' in dockerfile and '".[postgres,s3]"' in dockerfile
     deps = _pyproject()["project"]["dependencies"]
     dagster = next(r for r in deps if r.startswith("dagster=="))
     import importlib.metadata as md

@@ -1,9 +1,9 @@
 """fsspec URLs: the lake's read/write helpers and MLflow artifacts on fsspec's memory and local
-filesystems (the code path an object store takes), and what is refused."""
+filesystems (the code path an object store takes), and what is refused (a lake root on object
+storage: tests/test_lake_sync.py)."""
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from pathlib import Path
 
@@ -17,16 +17,6 @@ from musicml.fsspec_artifacts import FsspecArtifactRepository
 from musicml.lake import Lake, sha256_bytes, sha256_file
 
 
-@pytest.fixture()
-def memory_root():
-    """A fresh folder on fsspec's (process-global) memory filesystem, removed afterwards."""
-    name = f"musicml-test-{uuid.uuid4().hex[:8]}"
-    yield f"memory://{name}"
-    fs = fsspec.filesystem("memory")
-    if fs.exists(f"/{name}"):
-        fs.rm(f"/{name}", recursive=True)
-
-
 def test_lake_root_as_file_url(tmp_path, monkeypatch) -> None:
     assert Lake.from_env(tmp_path.as_uri()) == Lake.from_env(tmp_path)
     monkeypatch.setenv("MUSICML_LAKE", (tmp_path / "lk").as_uri())
@@ -36,13 +26,14 @@ def test_lake_root_as_file_url(tmp_path, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/lake", "memory://lake", "gs://b/l"])
-def test_lake_root_on_object_storage_is_refused_with_the_way_out(url, monkeypatch) -> None:
-    with pytest.raises(ValueError, match="local or mounted folder") as err:
-        Lake.from_env(url)
-    assert url in str(err.value) and "MUSICML_ARTIFACTS" in str(err.value)
+def test_a_drop_zone_on_object_storage_is_refused_with_the_way_out(url, monkeypatch, tmp_path) -> None:
+    """A lake root may be a URL (a synced local copy: tests/test_lake_sync.py), a drop zone not."""
+    monkeypatch.setenv("MUSICML_LAKE_CACHE", str(tmp_path))
+    assert Lake.from_env(url).remote == url
     monkeypatch.setenv("MUSICML_LAKE", "file:///tmp/lake-ok")
-    with pytest.raises(ValueError, match="drop zone"):
+    with pytest.raises(ValueError, match="drop zone") as err:
         Lake.from_env(raw_dir=url)
+    assert url in str(err.value) and "raw/" in str(err.value) and "MUSICML_ARTIFACTS" in str(err.value)
 
 
 def _notes(derived) -> pl.DataFrame:

@@ -57,7 +57,8 @@ def instance():
 def evaluate(instance):
     def run(lake: Lake, cursor: str | None = None):
         resources = {"lake": LakeResource(root=str(lake.root), raw_dir=str(lake.raw_dir))}
-        return new_scores_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+            return new_scores_sensor(context)
 
     return run
 

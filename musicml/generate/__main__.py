@@ -27,21 +27,30 @@ import torch
 
 from musicml.models.fractal import FORMAT_LABELS, FractalGen
 
+MODEL_PREFIXES = ("mlflow.db", "mlartifacts", "models", "tokenizer")  # what sampling reads of a lake
+
+
+def _lake():
+    """The lake (``MUSICML_LAKE``); one on object storage pulled first, as much as sampling reads."""
+    from musicml.lake import Lake
+
+    lake = Lake.from_env()
+    lake.pull(MODEL_PREFIXES)
+    return lake
+
 
 def resolve_checkpoint(model: str, tracking_uri: str | None = None) -> Path:
     """A local checkpoint path for a file path or an MLflow run id."""
-    from musicml.lake import Lake
-
     if model.startswith(("models:/", "runs:/")):  # the Model Registry (e.g. models:/<name>@champion)
         from musicml import registry
 
-        return registry.resolve_model(model, tracking_uri or Lake.from_env().mlflow_uri)[0]
+        return registry.resolve_model(model, tracking_uri or _lake().mlflow_uri)[0]
     path = Path(model)
     if path.exists():
         return path
     from musicml import tracking
 
-    uri = tracking_uri or Lake.from_env().mlflow_uri
+    uri = tracking_uri or _lake().mlflow_uri
     c = tracking.client(uri)
     try:
         arts = [a.path for a in c.list_artifacts(model, "checkpoints") if a.path.endswith(".pt")]
@@ -118,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         from musicml.generate import text
 
         if text.checkpoint_family(ckpt) in text.TEXT_FAMILIES:  # a token model: --steps new tokens
-            from musicml.lake import Lake
-
-            tok = ckpt.with_name("tokenizer") if ckpt.with_name("tokenizer").is_dir() else Lake.from_env().path("tokenizer")
+            tok = ckpt.with_name("tokenizer") if ckpt.with_name("tokenizer").is_dir() else _lake().path("tokenizer")
             print(json.dumps(text.sample_to_files(ckpt, tok, a.out, tokens=a.steps, fmt=a.format, seed=a.seed,
                                                   temperature=a.temperature, render=a.render, device=a.device)))
             return 0

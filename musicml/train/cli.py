@@ -74,6 +74,7 @@ def resolve_data(args: argparse.Namespace, cfg: TrainConfig, p: argparse.Argumen
     from musicml.workflow import run_name
 
     lake = Lake.from_env(args.lake)
+    lake.pull()  # a lake on object storage: its local copy brought up to date (musicml.lake_sync)
     shard_dir, info_path = lake.path("shards"), lake.path(*TOKENIZER_INFO)
     if not (shard_dir / "manifest.json").is_file() or not info_path.is_file():
         p.error(f"no shards and tokenizer in the lake {lake.root}: build them first "
@@ -134,4 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                    token_bytes=np.load(data["token_bytes"], allow_pickle=False), log=log)
     if rank == 0:
         print(json.dumps({"result": result.to_dict()}), flush=True)
+        if args.shards is None:
+            from musicml.lake import Lake
+
+            Lake.from_env(args.lake).push()  # the run's folder back to a lake on object storage
     return 0
