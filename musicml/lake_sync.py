@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def synced(rel: str) -> bool:
     """Whether a lake-relative path travels to and from the remote."""
     parts = rel.split("/")
     name = parts[-1]
-    if parts[0] in (STATE[0], *NOT_SYNCED):
-        return False
+    if parts[0] in (STATE[0], *NOT_SYNCED) or ".." in parts or rel.startswith("/"):
+        return False  # (an object key with ``..`` would land outside the copy: never pulled)
     if name.endswith(".lock") or (name.startswith(".") and ".tmp" in name):  # locks; atomic writes' temps
         return False
     return True
@@ -127,14 +128,14 @@ def pull(remote: str, root: Path, prefixes: tuple[str, ...] | None = None) -> Sy
     with file_lock(root.joinpath(STATE[0], "sync.lock")):
         state, here = _load_state(root), local_files(root)
         there = {rel: tok for rel, tok in remote_files(remote).items() if wanted(rel)}
-        copied, deleted = [], []
+        copied, deleted, forgotten = [], [], False
         for rel, tok in sorted(there.items()):
             was = state.get(rel)
             if was and was["remote"] == tok:
                 continue  # unchanged there (a change or deletion here goes out with the next push)
             target = _inside(root, rel)
-            with atomic_path(target) as tmp:
-                fs.get_file(f"{base}/{rel}", str(tmp))
+            with atomic_path(target) as tmp, fs.open(f"{base}/{rel}", "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)  # streamed (``get_file`` asks the store for info first)
             st = target.stat()
             state[rel] = {"local": [st.st_size, st.st_mtime_ns], "remote": tok}
             copied.append(rel)
@@ -144,7 +145,9 @@ def pull(remote: str, root: Path, prefixes: tuple[str, ...] | None = None) -> Sy
                 deleted.append(rel)
             if here.get(rel) is None or rel in deleted:
                 del state[rel]
-        write_json(root.joinpath(*STATE), state)
+                forgotten = True
+        if copied or deleted or forgotten:
+            write_json(root.joinpath(*STATE), state)
     return SyncResult(copied, deleted)
 
 
@@ -184,5 +187,6 @@ def push(remote: str, root: Path) -> SyncResult:
                 fs.rm_file(f"{base}/{rel}")
                 deleted.append(rel)
             del state[rel]
-        write_json(root.joinpath(*STATE), state)
+        if copied or gone:
+            write_json(root.joinpath(*STATE), state)
     return SyncResult(copied, deleted)

@@ -20,11 +20,19 @@ from pathlib import Path
 
 import pytest
 import symusic
+from hypothesis import settings
 
 from musicml.formats import alphatex
 from musicml.formats.abc.reader import split_tunes
 from musicml.formats.native import captured_native_output
 from musicml.ingest.corpus import music21_abc_files
+
+# Property and fuzz tests (hypothesis): the same examples on every run ("ci", the default: a
+# suite that passes here passes in CI), or new ones each run (HYPOTHESIS_PROFILE=explore) to
+# look for more failures; a failure prints the example and the seed that reproduce it.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("MUSICML_CORPORA", REPO_ROOT.parent / "shared" / "corpora"))

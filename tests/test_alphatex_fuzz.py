@@ -116,6 +116,24 @@ def test_canonical_form_of_accepted_text_is_accepted(text):
     assert again.ast == r.ast
 
 
+def test_one_value_in_parentheses_round_trips_for_every_tag():
+    """``\\ts (4)`` is accepted (one value, parenthesized), but ``\\ts 4`` before another tag is
+    not (no overload of ``\\ts`` takes one number bare): the canonical form keeps the parentheses
+    wherever the bare value would be read with an error (found by the property test above)."""
+    from musicml.formats.alphatex.signatures import ALL_TAGS
+
+    accepted = 0
+    for tag in sorted(ALL_TAGS):
+        for value in ("4", '"x"', "c"):
+            r = parse(f'\\track "A"\n\\{tag} ({value})\n\\ks c\n1.6.4 2.5.4 |\n', "x")
+            if r.errors:
+                continue
+            accepted += 1
+            again = parse(serialize(r.ast), "y")
+            assert not again.errors and again.ast == r.ast, (tag, value, serialize(r.ast))
+    assert accepted > 50
+
+
 def test_empty_values_before_notes_round_trip():
     for tag in ("tempo", "title", "subtitle", "artist"):
         r = parse(f"\\{tag} ()\n.\n3.3.4 5.3.4 |\n", "x")

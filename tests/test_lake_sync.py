@@ -93,6 +93,16 @@ def test_a_push_keeps_an_object_rewritten_there_since(tmp_path: Path, remote: st
     assert b'"v": 2' in _objects(remote)["x.json"]
 
 
+def test_an_object_named_to_leave_the_copy_is_never_pulled(tmp_path: Path, remote: str) -> None:
+    fs = fsspec.filesystem("memory")
+    base = remote.removeprefix("memory://")
+    fs.pipe_file(f"/{base}/ok.json", b"{}")
+    fs.store[f"/{base}/../escaped.json"] = fs.store[f"/{base}/ok.json"]  # a key S3 would allow
+    assert lake_sync.pull(remote, tmp_path / "copy").copied == ["ok.json"]
+    assert not (tmp_path / "escaped.json").exists()
+    assert lake_sync.synced("raw/a.mid") and not lake_sync.synced("raw/../../x") and not lake_sync.synced("/etc/x")
+
+
 def test_a_pull_by_prefix_brings_only_those(tmp_path: Path, remote: str) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write_json(a / "raw" / "x.json", {})

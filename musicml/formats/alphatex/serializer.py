@@ -70,12 +70,14 @@ def _bare_meta_ok(tag: str, value: Value, follower: str) -> bool:
 
         prefix = f"\\{tag} {value_text(value)}"
         toks, _ = tokenize(f"{prefix} {follower}")
-        parser = _Parser(toks, "", [])
+        diags: list = []
+        parser = _Parser(toks, "", diags)
         m = parser.metadata()
         ok = (
             m.values == [value]
             and type(m.values[0]) is type(value)
             and parser.i == len(tokenize(prefix)[0]) - 3  # nothing of the follower was taken
+            and not any(d.severity == "error" for d in diags)  # nor read with an error (\\ts 4: no overload)
         )
         _bare_cache[key] = ok
     return ok
