@@ -331,6 +331,11 @@ class _Previous:
         return self.table.row(i, named=True)
 
 
+def hidden(rel: str) -> bool:
+    """Whether a drop-zone path is a dotfile or lies in a dot-folder (rejected unread)."""
+    return rel.startswith(".") or "/." in rel
+
+
 def format_of(rel: str) -> str | None:
     """:func:`musicml.formats.detect_format` of a scan path without building a ``Path`` (it runs
     per entry): the suffix as ``PurePath.suffix`` takes it."""
@@ -347,7 +352,7 @@ def _account(entry: Entry, config: IngestConfig, prev: _Previous, first_path: di
     rel, fmt, mtime = entry.rel, format_of(entry.rel), entry.mtime_ns
     if entry.problem:
         return _row(rel, fmt, entry.size, None, "rejected", f"{rel}: {entry.problem}"), None, False
-    if rel.startswith(".") or "/." in rel:
+    if hidden(rel):
         return _row(rel, fmt, entry.size, None, "rejected",
                     f"{rel}: hidden file or folder (name starts with '.'), not read", mtime_ns=mtime), None, False
     if fmt is None or fmt not in config.formats:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from musicml.ingest.files import FILE_SCHEMA, PARSER_VERSION, IngestConfig, format_of
+from musicml.ingest.files import FILE_SCHEMA, PARSER_VERSION, IngestConfig, format_of, hidden
 from musicml.ingest.scan import Entry, classify, display_name, read_regular
 from musicml.lake import sha256_bytes
 
@@ -108,7 +108,7 @@ def plan(raw_dir: Path, wanted: set[str], previous: pl.DataFrame | None, config:
     budget = PREREAD_BYTES
     for rel in sorted(examined):
         i = index.get(rel)
-        digest, data = _digest(entries[rel], None if i is None else prev.row(i), config)
+        digest, data = _digest(entries[rel], None if i is None else prev.row(i, named=True), config)
         hashes.add(digest)
         if data is not None and len(data) <= budget:
             preread[rel], budget = data, budget - len(data)
@@ -144,18 +144,17 @@ def _entry(listed: tuple[str, str, bool], raw_dir: Path) -> Entry:
     return classify(path, name, raw_dir)
 
 
-def _digest(entry: Entry, seen: tuple | None, config: IngestConfig) -> tuple[str | None, bytes | None]:
+def _digest(entry: Entry, seen: dict | None, config: IngestConfig) -> tuple[str | None, bytes | None]:
     """The content hash an entry will be accounted under (its previous row's, ``seen``, where
     that row's stat matches and ``reuse_stat``, else read), and the bytes read; Nones where it
-    is not read."""
+    is not read (as :func:`musicml.ingest.files.ingest` would not read it)."""
     rel = entry.rel
-    if entry.problem or rel.startswith(".") or "/." in rel or format_of(rel) not in config.formats:
+    if entry.problem or hidden(rel) or format_of(rel) not in config.formats or entry.size > config.max_file_bytes:
         return None, None
-    if entry.size > config.max_file_bytes:
-        return None, None
-    if seen is not None and config.reuse_stat and seen[3] is not None and seen[4] is not None \
-            and seen[11] == PARSER_VERSION and (seen[2], seen[3]) == (entry.size, entry.mtime_ns):
-        return seen[4], None
+    if (seen is not None and config.reuse_stat and seen["mtime_ns"] is not None and seen["content_hash"] is not None
+            and seen["parser_version"] == PARSER_VERSION
+            and (seen["bytes"], seen["mtime_ns"]) == (entry.size, entry.mtime_ns)):
+        return seen["content_hash"], None
     try:
         data = read_regular(entry.fspath, config.max_file_bytes)
     except OSError:
