@@ -22,21 +22,13 @@ import uuid
 from pathlib import Path
 
 import fsspec
+from bench_incremental import corpus  # the same files: the shared MIDI corpus, else music21's ABC
 
 from musicml import lake_sync, workflow
 from musicml.ingest import IngestConfig
 from musicml.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus(corpora: Path, limit: int) -> list[Path]:
-    files = sorted(p for p in (corpora / "midi").rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
-    if not files:
-        from musicml.ingest.corpus import music21_abc_files
-
-        files = sorted(music21_abc_files())
-    return files[:limit] if limit else files
 
 
 def timed(fn) -> tuple[float, object]:
@@ -50,7 +42,8 @@ def main() -> None:
     ap.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     ap.add_argument("--limit", type=int, default=0, help="first N files (0: all)")
     args = ap.parse_args()
-    files = corpus(args.corpora, args.limit)
+    files = corpus(args.corpora)
+    files = files[:args.limit] if args.limit else files
     remote = f"memory://bench-sync-{uuid.uuid4().hex[:8]}/lake"
     with tempfile.TemporaryDirectory() as tmp:
         a = Lake(Path(tmp) / "a", Path(tmp) / "a" / "raw")

@@ -173,15 +173,12 @@ def push(remote: str, root: Path) -> SyncResult:
                 continue
             state[rel] = {"local": stat, "remote": ""}
             copied.append(rel)
-        if copied:  # the objects' entries as a pull's listing will show them
+        gone = sorted(r for r in state if r not in here)
+        if copied or gone:  # the objects' entries as a pull's listing will show them
             fs.invalidate_cache()
             there = remote_files(remote)
             for rel in copied:
                 state[rel]["remote"] = there.get(rel, "")
-        gone = sorted(r for r in state if r not in here)
-        if gone:
-            fs.invalidate_cache()
-            there = remote_files(remote)
         for rel in gone:  # only the object this copy last saw: one rewritten there since is kept
             if rel in there and there[rel] == state[rel]["remote"]:
                 fs.rm_file(f"{base}/{rel}")
