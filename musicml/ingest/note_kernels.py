@@ -65,17 +65,17 @@ def resampled_keys(time, duration, pitch, track, scale, resample, key_bits):  # 
 @njit(cache=True, nogil=True)
 def gather_sorted(order, key_bits, onset, dur, pitch, velocity, track, programs, drums):  # pragma: no cover
     """The columns of the note table in ``order`` (sorted keys of :func:`resampled_keys` when
-    ``key_bits`` > 0, else row indices): track (int16), program, is_drum, onset, duration, pitch,
-    velocity."""
+    ``key_bits`` > 0, else row indices): track (int16), program (int16), is_drum, onset and
+    duration (int32: the caller has checked that they fit), pitch and velocity (int8)."""
     n = len(order)
     mask = (np.int64(1) << key_bits) - 1
     t_out = np.empty(n, dtype=np.int16)
     prog = np.empty(n, dtype=np.int16)
     drum = np.empty(n, dtype=np.bool_)
-    on = np.empty(n, dtype=np.int64)
-    du = np.empty(n, dtype=np.int64)
-    pi = np.empty(n, dtype=np.int16)
-    ve = np.empty(n, dtype=np.int16)
+    on = np.empty(n, dtype=np.int32)
+    du = np.empty(n, dtype=np.int32)
+    pi = np.empty(n, dtype=np.int8)
+    ve = np.empty(n, dtype=np.int8)
     for j in range(n):
         i = order[j] & mask if key_bits > 0 else order[j]
         t = track[i]

@@ -40,15 +40,18 @@ def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dic
     c = note_columns(score) if columns is None else columns
     onset, duration, _ = (c.time, c.duration, None) if c.tpq == TPQ else _table_times(c)
     return {"track": c.track.astype(np.int16), "program": c.programs[c.track], "is_drum": c.drums[c.track],
-            "onset": onset, "duration": duration, "pitch": c.pitch, "velocity": c.velocity}
+            "onset": onset.astype(np.int64), "duration": duration.astype(np.int64),
+            "pitch": c.pitch.astype(np.int16), "velocity": c.velocity.astype(np.int16)}
 
 
 def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, np.ndarray]:
-    """:func:`note_arrays` in the note table's order (onset, pitch, track; ties as stored), in
-    ``_DTYPES``' types: the rows :func:`notes_batch_table` writes for the piece, so a batch of
-    such parts is not sorted again (``presorted=True``). One compiled pass to resample and key
-    the notes, numpy's sort of the keys, one compiled gather
-    (:mod:`musicml.ingest.note_kernels`)."""
+    """:func:`note_arrays` in the note table's order (onset, pitch, track; ties as stored): the
+    rows :func:`notes_batch_table` writes for the piece, so a batch of such parts is not sorted
+    again (``presorted=True``). One compiled pass to resample and key the notes, numpy's sort of
+    the keys, one compiled gather (:mod:`musicml.ingest.note_kernels`). The columns come in types
+    narrower than ``_DTYPES`` where every value fits (onsets and durations int32, pitches and
+    velocities int8, as symusic stores them): less to copy into the batch's table, which narrows
+    each column to its values anyway."""
     if score.ttype != symusic.TimeUnit.tick:
         return _sorted(_note_arrays_resampled(score))
     c = note_columns(score) if columns is None else columns
@@ -76,7 +79,7 @@ def _table_times(c: NoteColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     onset, dur, key, top_on, top_dur = note_kernels.resampled_keys(
         c.time, c.duration, c.pitch, c.track, scale, c.tpq != TPQ, max(1, len(c.time).bit_length()))
     # (with scale <= 1 no int32 tick can round past int32's range)
-    if c.tpq != TPQ and scale > 1 and len(onset) and max(top_on, top_dur) > 2**31 - 1:
+    if c.tpq != TPQ and scale > 1 and len(onset) and (max(top_on, top_dur) > 2**31 - 1 or onset.min() < -2**31):
         raise OverflowError("symusic::resample: time after resample is out of int32 range")
     return onset, dur, key
 

@@ -26,11 +26,11 @@ class NoteColumns:
     """
 
     tpq: int  # ticks per quarter note
-    time: np.ndarray  # int64 ticks
-    duration: np.ndarray  # int64 ticks
-    pitch: np.ndarray  # int16
-    velocity: np.ndarray  # int16
-    track: np.ndarray  # int64: index of the note's track in ``score.tracks``
+    time: np.ndarray  # int32 ticks (symusic's own types: no conversion)
+    duration: np.ndarray  # int32 ticks
+    pitch: np.ndarray  # int8
+    velocity: np.ndarray  # int8
+    track: np.ndarray  # int32: index of the note's track in ``score.tracks``
     counts: np.ndarray  # int64: notes of each track of ``score.tracks``
     programs: np.ndarray  # int16: each track's program as stored (0..255)
     drums: np.ndarray  # bool: each track's is_drum
@@ -53,21 +53,20 @@ def note_columns(score: symusic.Score) -> NoteColumns:
         drums.append(t.is_drum)
     counts = np.array([len(a["time"]) for a in arrays], dtype=np.int64)
     tracks = (np.array(programs, dtype=np.int16), np.array(drums, dtype=bool), tuple(names))
-    if len(arrays) == 1:  # one track: no concatenation
+    if len(arrays) == 1:  # one track: symusic's arrays as they are
         a = arrays[0]
-        return NoteColumns(int(score.tpq), a["time"].astype(np.int64), a["duration"].astype(np.int64),
-                           a["pitch"].astype(np.int16), a["velocity"].astype(np.int16),
-                           np.zeros(len(a["time"]), dtype=np.int64), counts, *tracks)
+        return NoteColumns(int(score.tpq), a["time"], a["duration"], a["pitch"], a["velocity"],
+                           np.zeros(len(a["time"]), dtype=np.int32), counts, *tracks)
     if not arrays:
-        e64, e16 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
-        return NoteColumns(int(score.tpq), e64, e64, e16, e16, e64, counts, *tracks)
+        e32, e8 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8)
+        return NoteColumns(int(score.tpq), e32, e32, e8, e8, e32, counts, *tracks)
     return NoteColumns(
         int(score.tpq),
-        np.concatenate([a["time"] for a in arrays], dtype=np.int64),
-        np.concatenate([a["duration"] for a in arrays], dtype=np.int64),
-        np.concatenate([a["pitch"] for a in arrays], dtype=np.int16),
-        np.concatenate([a["velocity"] for a in arrays], dtype=np.int16),
-        np.repeat(np.arange(len(arrays), dtype=np.int64), counts),
+        np.concatenate([a["time"] for a in arrays]),
+        np.concatenate([a["duration"] for a in arrays]),
+        np.concatenate([a["pitch"] for a in arrays]),
+        np.concatenate([a["velocity"] for a in arrays]),
+        np.repeat(np.arange(len(arrays), dtype=np.int32), counts),
         counts,
         *tracks,
     )
