@@ -546,6 +546,7 @@ def warm_up(freeze: bool = True) -> None:
     ingestion worker does this before its memory limit applies: LLVM compiling under a limit
     can abort the process."""
     from musicml.formats.midi import encode_kernels
+    from musicml.formats.midi import text as miditext
     from musicml.ingest import note_kernels
 
     for tpq in (480, 24):  # resampled to the table's resolution, and not
@@ -556,6 +557,7 @@ def warm_up(freeze: bool = True) -> None:
             score.tracks.append(track)
         entry = _tabulate("0" * 64, "warm-up.mid", "midi", parse_bytes(score.dumps_midi(), "midi", "warm-up.mid"))
         notes_batch_table(entry.notes, presorted=True)
+        miditext.encode(score, max_tracks=1)  # what choosing tracks adds
     if freeze:
         for kernel in (*encode_kernels.KERNELS, *note_kernels.KERNELS):
             kernel.disable_compile()

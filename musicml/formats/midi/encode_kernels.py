@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grid_notes", "merge_sorted", "write_body", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
+__all__ = ["grid_notes", "merge_sorted", "write_notes", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
 
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _NAMES = [f"{_NOTE_NAMES[p % 12]}{p // 12 - 1}".encode("ascii") for p in range(128)]
@@ -27,9 +27,9 @@ for _p, _n in enumerate(_NAMES):
 
 @njit(cache=True, nogil=True)
 def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar_starts, one_num, one_den, per,
-               n_tracks, width, idx_bits):  # pragma: no cover - compiled
+               n_tracks, width, idx_bits, tracks):  # pragma: no cover - compiled
     """Notes on the grid, with their bars and sort keys, as int64 arrays: (duration, pitch, written
-    velocity, track, bar, position in the bar, key).
+    velocity, track, bar, position in the bar, key), then the notes kept of each of the ``tracks``.
 
     The notes before step 0 or outside pitches 0..127 are left out (see the encoding rules in
     :mod:`~musicml.formats.midi.text`: onset ``floor(t * grid / tpq + 1/2)``, the end likewise,
@@ -46,6 +46,7 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
     bar = np.empty(n, dtype=np.int64)
     pos = np.empty(n, dtype=np.int64)
     key = np.empty(n, dtype=np.int64)
+    counts = np.zeros(tracks, dtype=np.int64)
     two_grid, two_tpq = 2 * grid, 2 * tpq
     k = 0
     for i in range(n):
@@ -66,8 +67,9 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
         dur[k], pit[k], trk[k], bar[k], pos[k] = e if e > 1 else 1, p, tr, b, r
         vel[k] = vel_table[np.int64(velocity[i]) + 128]
         key[k] = ((((b * n_tracks + tr) * width + r) * 128 + p) << idx_bits) + k
+        counts[tr] += 1
         k += 1
-    return dur[:k], pit[:k], vel[:k], trk[:k], bar[:k], pos[:k], key[:k]
+    return dur[:k], pit[:k], vel[:k], trk[:k], bar[:k], pos[:k], key[:k], counts
 
 
 @njit(cache=True, nogil=True)
@@ -176,7 +178,7 @@ def tempo_events(time, mspq, tpq, grid, starts, bar_end, default_qpm):  # pragma
         step[k] = (2 * np.int64(time[i]) * grid + tpq) // (2 * tpq)
         qpm[k] = min(999, max(1, np.int64(np.rint(60_000_000.0 / mspq[i]))))
         k += 1
-    order = np.argsort(step[:k], kind="mergesort")  # stable: the last of a step is its last stored
+    order = _stable_order(step[:k])  # stable: the last of a step is its last stored
     ev_step = np.empty(k + 1, dtype=np.int64)
     ev_qpm = np.empty(k + 1, dtype=np.int64)
     n = 0
@@ -206,8 +208,27 @@ def tempo_events(time, mspq, tpq, grid, starts, bar_end, default_qpm):  # pragma
             b = n_bars - 1
         bar[j] = b
         pos[j] = ev_step[j] - starts[b]
+    if _ascending(bar):  # the usual case: no tempo before step 0
+        return bar, pos, ev_qpm[:cut]
     order = np.argsort(bar, kind="mergesort")
     return bar[order], pos[order], ev_qpm[:cut][order]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ascending(a):  # pragma: no cover - compiled
+    for i in range(1, len(a)):
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stable_order(a):  # pragma: no cover - compiled
+    """``np.argsort(a, kind="mergesort")``, without the sort where ``a`` is in order already (a
+    score's tempos usually are)."""
+    if _ascending(a):
+        return np.arange(len(a))
+    return np.argsort(a, kind="mergesort")
 
 
 _BAR = np.frombuffer(b"\nbar", dtype=np.uint8)
@@ -216,21 +237,32 @@ _TEMPO = np.frombuffer(b" tempo=", dtype=np.uint8)
 
 
 @njit(cache=True, nogil=True)
-def write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, tempo_time, tempo_mspq, tpq, grid,
-               starts, bar_end, default_qpm, names, name_lens):  # pragma: no cover - compiled
-    """The body of a MIDI text as ASCII bytes: for each bar up to ``n_bars``, its bar line, then
-    its track sections. Notes are sorted by (bar, track, position, pitch); ``drum[i]`` says the
-    note is on a drum track (its pitch written as a number, not a name). A section starts with
-    ``tN``; ``@pos`` is written when the position changes and ``vV`` when the velocity does (both
-    at a section's start). A bar line carries its time signature (``ts_bar`` ascending) and its
-    tempo changes (:func:`tempo_events` of the score's tempos; ``starts``: the start of each bar
-    written, ``bar_end`` the end of the last)."""
-    n = len(bar)
-    n_bars = len(starts)
-    tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, starts, bar_end, default_qpm)
-    top = 0
-    for i in range(n):  # the largest number of a note's tokens bounds their digits
-        top = max(top, tid[i], pos[i], dur[i])
+def write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, drums, ts_bar, ts_num, ts_den, tempo_time,
+                tempo_mspq, tpq, grid, bounds, default_qpm, names, name_lens):  # pragma: no cover - compiled
+    """The body of a MIDI text as ASCII bytes: for each bar up to the one of the last note written,
+    its bar line, then its track sections.
+
+    The notes are taken in ``order`` (as :func:`merge_sorted` takes it: the sorted keys of
+    :func:`grid_notes` when ``idx_bits`` > 0, else note indices), sorted by (bar, track, position,
+    pitch); a run of equal (bar, track, position, pitch) is written as one note (longest duration,
+    loudest velocity). ``tids[t]`` is the number written for track ``t`` (``tN``), -1 for a track
+    left out; ``drums[t]`` says track ``t`` is a drum track (its pitches written as numbers, not
+    names). A section starts with ``tN``; ``@pos`` is written when the position changes and ``vV``
+    when the velocity does (both at a section's start). A bar line carries its time signature
+    (``ts_bar`` ascending) and its tempo changes (:func:`tempo_events` of the score's tempos;
+    ``bounds``: the start of every bar, then the end of the last)."""
+    n = len(order)
+    mask = (np.int64(1) << idx_bits) - 1
+    n_bars = 0  # the bars written: up to the last note's
+    top = len(tids)  # the largest number of a note's tokens bounds their digits
+    for j in range(n):
+        i = order[j] & mask if idx_bits > 0 else order[j]
+        if tids[track[i]] >= 0:
+            n_bars = max(n_bars, bar[i] + 1)
+            top = max(top, pos[i], dur[i])
+    starts = bounds[:n_bars]
+    tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, starts, bounds[n_bars],
+                                                   default_qpm)
     size = 4 * n_bars + 12 * len(ts_bar) + n * (15 + 3 * _digits(top))  # every token of every note
     for j in range(len(tempo_bar)):
         size += 12 + _digits(abs(tempo_pos[j])) + 3 + 7
@@ -239,9 +271,27 @@ def write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, tem
     next_bar = 0  # the next bar line to write
     s = 0  # the next time signature
     e = 0  # the next tempo
-    for i in range(n):
+    last_bar = last_tid = last_pos = last_vel = np.int64(-1)  # the note written last (none: -1)
+    j = 0
+    while j < n:
+        i = order[j] & mask if idx_bits > 0 else order[j]
+        d, v = dur[i], vel[i]
+        j += 1
+        while j < n:  # the run of notes on this (bar, track, position, pitch)
+            i2 = order[j] & mask if idx_bits > 0 else order[j]
+            if idx_bits > 0:
+                same = (order[j] >> idx_bits) == (order[j - 1] >> idx_bits)
+            else:
+                same = bar[i2] == bar[i] and track[i2] == track[i] and pos[i2] == pos[i] and pitch[i2] == pitch[i]
+            if not same:
+                break
+            d, v = max(d, dur[i2]), max(v, vel[i2])
+            j += 1
+        t = tids[track[i]]
+        if t < 0:
+            continue
         b = bar[i]
-        new_section = i == 0 or b != bar[i - 1] or tid[i] != tid[i - 1]
+        new_section = b != last_bar or t != last_tid
         while next_bar <= b:
             k = _put_bytes(buf, k, _BAR)
             if s < len(ts_bar) and ts_bar[s] == next_bar:
@@ -260,25 +310,26 @@ def write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, tem
             next_bar += 1
         if new_section:
             buf[k], buf[k + 1] = 10, 116  # "\nt"
-            k = _put_int(buf, k + 2, tid[i])
-        if new_section or pos[i] != pos[i - 1]:
+            k = _put_int(buf, k + 2, t)
+        if new_section or pos[i] != last_pos:
             buf[k], buf[k + 1] = 32, 64  # " @"
             k = _put_int(buf, k + 2, pos[i])
-        if new_section or vel[i] != vel[i - 1]:
+        if new_section or v != last_vel:
             buf[k], buf[k + 1] = 32, 118  # " v"
-            k = _put_int(buf, k + 2, vel[i])
+            k = _put_int(buf, k + 2, v)
+        last_bar, last_tid, last_pos, last_vel = b, t, pos[i], v
         buf[k] = 32
         k += 1
         p = pitch[i]
-        if drum[i]:
+        if drums[track[i]]:
             k = _put_int(buf, k, p)
         else:
-            for j in range(name_lens[p]):
-                buf[k] = names[p, j]
+            for c in range(name_lens[p]):
+                buf[k] = names[p, c]
                 k += 1
         buf[k] = 58  # ":"
-        k = _put_int(buf, k + 1, dur[i])
+        k = _put_int(buf, k + 1, d)
     return buf[:k]
 
 
-KERNELS = (grid_notes, merge_sorted, write_body)
+KERNELS = (grid_notes, merge_sorted, write_notes)

@@ -300,10 +300,11 @@ def encode(
     fits = (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS
 
     # every note on the grid (onset, duration, pitch, written velocity, track), sorted by (bar, track,
-    # position, pitch); equal (track, onset, pitch) merged
-    dur, pitch, vel, track, bar, pos, key = kernels.grid_notes(
+    # position, pitch); equal (track, onset, pitch) are merged as they are written
+    dur, pitch, vel, track, bar, pos, key, counts = kernels.grid_notes(
         c.time, c.duration, c.pitch, c.velocity, c.track, tpq, grid, _velocity_table(velocity_bins), bar_starts,
-        one_num, one_den, one_num * 4 * grid, n_tracks if fits else 0, width if fits else 0, idx_bits if fits else 0)
+        one_num, one_den, one_num * 4 * grid, n_tracks if fits else 0, width if fits else 0, idx_bits if fits else 0,
+        n_tracks)
     if not len(key):
         return header + "\n"
     if fits:
@@ -311,23 +312,16 @@ def encode(
         order = key
     else:
         order, idx_bits = np.lexsort((pitch, pos, track, bar)), 0
-    bar, track, pos, pitch, dur, vel, counts = kernels.merge_sorted(order, idx_bits, bar, track, pos, pitch, dur, vel,
-                                                                    n_tracks)
 
-    # the kept tracks: those with notes (with max_tracks: the most notes), numbered from 0
-    keep = np.flatnonzero(counts).tolist()
+    # the kept tracks: those with notes (with max_tracks: the most notes once merged), numbered from 0
+    keep = np.flatnonzero(counts).tolist()  # (merging leaves a track with notes some)
     if max_tracks is not None and len(keep) > max_tracks:
+        bar, track, pos, pitch, dur, vel, counts = kernels.merge_sorted(order, idx_bits, bar, track, pos, pitch, dur,
+                                                                        vel, n_tracks)
+        order, idx_bits = np.arange(len(bar), dtype=np.int64), 0  # merged and in order now
         keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
-    if len(keep) == n_tracks:
-        tid = track
-    else:
-        remap = np.full(n_tracks, -1, dtype=np.int64)
-        remap[keep] = np.arange(len(keep))
-        tid = remap[track]
-        kept = tid >= 0
-        if not kept.all():
-            bar, tid, track, pos, pitch, dur, vel = (
-                bar[kept], tid[kept], track[kept], pos[kept], pitch[kept], dur[kept], vel[kept])
+    tids = np.full(n_tracks, -1, dtype=np.int64)
+    tids[keep] = np.arange(len(keep))
     out = [header]
     tracks, programs, drums = score.tracks, c.programs.tolist(), c.drums.tolist()
     for i, t in enumerate(keep):
@@ -342,15 +336,15 @@ def encode(
     if not keep:
         return "\n".join(out) + "\n"
 
-    # conductor tokens of the bars up to the one holding the last kept onset
-    n_bars = int(bar[-1]) + 1
-    ts = [(b, num, den) for b, (num, den) in ts_changes.items() if b < n_bars]  # (ascending bars)
-    ts_bar, ts_num, ts_den = (np.array([x[j] for x in ts], dtype=np.int64) for j in range(3))
+    # conductor tokens: every time signature change (ascending bars; the writer stops at the bar
+    # of the last note) and the tempos
+    ts_bar = np.array(list(ts_changes), dtype=np.int64)
+    ts_num = np.array([num for num, _ in ts_changes.values()], dtype=np.int64)
+    ts_den = np.array([den for _, den in ts_changes.values()], dtype=np.int64)
     t = score.tempos.numpy()
-    drum = c.drums[track] if any(drums) else np.zeros(len(bar), dtype=bool)
-    body = kernels.write_body(bar, tid, pos, pitch, dur, vel, drum, ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq,
-                              grid, bar_starts[:n_bars], int(bounds[n_bars]), DEFAULT_TEMPO,
-                              kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
+    body = kernels.write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, c.drums, ts_bar, ts_num,
+                               ts_den, t["time"], t["mspq"], tpq, grid, bounds, DEFAULT_TEMPO,
+                               kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
     return "\n".join(out) + body.tobytes().decode("ascii") + "\n"
 
 
