@@ -79,8 +79,8 @@ def test_a_file_beyond_the_workers_memory_is_rejected_and_the_rest_ingested(tmp_
     raw.mkdir()
     big = Score(24)
     track = Track("p", 0, False)
-    for i in range(1_500_000):
-        track.notes.append(Note(i * 3, 6, 40 + i % 40, 90))
+    i = np.arange(1_990_000, dtype=np.int32)  # within max_notes and max_quarters: only the memory refuses it
+    track.notes = Note.from_numpy(i * 2, np.full_like(i, 6), (40 + i % 40).astype(np.int8), np.full(len(i), 90, np.int8))
     big.tracks.append(track)
     big.dump_midi(str(raw / "big.mid"))
     small = Score(24)
@@ -98,6 +98,24 @@ def test_a_file_beyond_the_workers_memory_is_rejected_and_the_rest_ingested(tmp_
     lake2 = Lake.from_env(tmp_path / "lake2", raw)
     status = dict(ingest(lake2, IngestConfig(workers=1)).files.select("path", "status").iter_rows())
     assert status == {"big.mid": "ingested", "small.mid": "ingested"}
+
+
+@pytest.mark.parametrize("error", [MemoryError("std::bad_alloc"), RuntimeError("std::bad_alloc")])
+def test_symusic_out_of_memory_is_reported_as_memory_not_corruption(monkeypatch, error):
+    """C++'s bad_alloc in symusic's parser (a worker at its memory limit) is an out-of-memory row."""
+    from types import SimpleNamespace
+
+    from musicml.formats.midi import reader
+    from musicml.ingest.files import CacheBatch
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(reader, "symusic", SimpleNamespace(Score=SimpleNamespace(from_midi=fail)))
+    batch = CacheBatch(str(REPO / "unused-lake"), IngestConfig().to_dict())
+    reply = batch.add(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60", "midi", "x.mid", "0" * 64)
+    assert reply["status"] == "rejected" and batch.out_of_memory
+    assert reply["reason"].startswith("x.mid: out of memory while reading"), reply["reason"]
 
 
 @pytest.mark.parametrize("bins", [1, 8, 128])

@@ -186,3 +186,67 @@ def test_encoder_without_the_packed_sort_key(monkeypatch) -> None:
     texts = [encode(s, grid=12, max_tracks=2) for s in scores]
     monkeypatch.setattr(miditext, "_PACKED_KEY_BITS", 0)
     assert [encode(s, grid=12, max_tracks=2) for s in scores] == texts
+
+
+def _columns_equal(a, b) -> bool:
+    fields = ("time", "duration", "pitch", "velocity", "track", "counts", "programs", "drums")
+    return a.tpq == b.tpq and a.names == b.names and all(
+        getattr(a, f).dtype == getattr(b, f).dtype and np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_columns_from_symusics_note_bytes_equal_its_numpy(monkeypatch) -> None:
+    """The columns read from the notes' pickled bytes are those of ``numpy()`` (the fallback), on
+    real music, empty tracks and every field at its limits; this symusic's layout is the one read."""
+    from musicml.formats.midi import columns as columns_module
+
+    assert columns_module._states_readable()
+    edge = Score(480)
+    for name, notes in (("empty", []), ("limits", [(2**31 - 1, 2**31 - 1, 127, 127), (-(2**31), 0, -128, -128)]),
+                        ("one", [(5, 7, 60, 1)])):
+        track = Track(name, 3, name == "one")
+        for n in notes:
+            track.notes.append(Note(*n))
+        edge.tracks.append(track)
+    scores = [*_real_scores(), edge, Score(96)]
+    fast = [note_columns(s) for s in scores]
+    monkeypatch.setattr(columns_module, "_states_readable", lambda: False)
+    slow = [note_columns(s) for s in scores]
+    assert all(_columns_equal(a, b) for a, b in zip(fast, slow, strict=True))
+    assert sum(len(c.time) for c in fast) > 5_000  # real music, not only the edge cases
+
+
+def test_columns_fall_back_where_the_note_bytes_do_not_match() -> None:
+    """A note list whose bytes do not have the expected length is read by ``numpy()``."""
+    from musicml.formats.midi.columns import _from_numpy, _from_states
+
+    class Odd:  # a note list pickled in some other layout
+        def __init__(self, notes):
+            self.notes = notes
+
+        def __getstate__(self):
+            return self.notes.__getstate__() + b"\0"
+
+        def __len__(self):
+            return len(self.notes)
+
+        def numpy(self):
+            return self.notes.numpy()
+
+    track = Track("x", 0, False)
+    track.notes.append(Note(0, 1, 60, 90))
+    assert _from_states([Odd(track.notes)]) is None
+    assert _from_states([track.notes]) is not None
+    assert [a.tolist() for a in _from_numpy([Odd(track.notes)])] == [[0], [1], [60], [90], [1]]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_columns_are_writable_contiguous_arrays(n) -> None:
+    """As the compiled kernels were compiled for (a read-only view would be another type)."""
+    s = Score(96)
+    track = Track("x", 0, False)
+    for i in range(n):
+        track.notes.append(Note(i, 1, 60, 90))
+    s.tracks.append(track)
+    c = note_columns(s)
+    for a in (c.time, c.duration, c.pitch, c.velocity, c.track):
+        assert a.flags.writeable and a.flags.c_contiguous
