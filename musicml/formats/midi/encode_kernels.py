@@ -27,7 +27,7 @@ for _p, _n in enumerate(_NAMES):
 
 @njit(cache=True, nogil=True)
 def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar_starts, one_num, one_den, per,
-               n_tracks, width, idx_bits, tracks):  # pragma: no cover - compiled
+               track_bits, pos_bits, idx_bits, tracks):  # pragma: no cover - compiled
     """Notes on the grid, with their bars and sort keys, as int64 arrays: (duration, pitch, written
     velocity, track, bar, position in the bar, key), then the notes kept of each of the ``tracks``.
 
@@ -36,8 +36,10 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
     duration at least 1; ``vel_table[v + 128]`` is the written velocity of stored velocity ``v``).
     ``one_num > 0``: one time signature from step 0 (``per`` = num * 4 * grid), whose bar ``k``
     starts at ``(k * per) // den``; else the bar is found in ``bar_starts`` (which must reach the
-    last onset). The key is ``((bar * n_tracks + track) * width + pos) * 128 + pitch`` with the
-    note's index in the low ``idx_bits`` bits (the caller checks that it fits in an int64)."""
+    last onset). The key packs bar, track (``track_bits``), position (``pos_bits``), pitch (7 bits)
+    and the note's index (the low ``idx_bits``), from the highest bits down: its order is the
+    notes' order, and :func:`write_notes` reads the fields back from it (the caller checks that it
+    fits in an int64)."""
     n = len(time)
     dur = np.empty(n, dtype=np.int64)
     pit = np.empty(n, dtype=np.int64)
@@ -66,7 +68,7 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
         tr = np.int64(track[i])
         dur[k], pit[k], trk[k], bar[k], pos[k] = e if e > 1 else 1, p, tr, b, r
         vel[k] = vel_table[np.int64(velocity[i]) + 128]
-        key[k] = ((((b * n_tracks + tr) * width + r) * 128 + p) << idx_bits) + k
+        key[k] = (((((((b << track_bits) | tr) << pos_bits) | r) << 7) | p) << idx_bits) | k
         counts[tr] += 1
         k += 1
     return dur[:k], pit[:k], vel[:k], trk[:k], bar[:k], pos[:k], key[:k], counts
@@ -236,30 +238,44 @@ _TS = np.frombuffer(b" ts=", dtype=np.uint8)
 _TEMPO = np.frombuffer(b" tempo=", dtype=np.uint8)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch):  # pragma: no cover - compiled
+    """(index, bar, track, position, pitch) of the ``j``-th note in ``order`` (see :func:`write_notes`)."""
+    if track_bits > 0:  # the fields packed in the key (read in order: no gather from four arrays)
+        key = order[j]
+        g = key >> idx_bits
+        return (key & ((np.int64(1) << idx_bits) - 1), g >> (7 + pos_bits + track_bits),
+                (g >> (7 + pos_bits)) & ((np.int64(1) << track_bits) - 1), (g >> 7) & ((np.int64(1) << pos_bits) - 1),
+                g & 127)
+    i = order[j] & ((np.int64(1) << idx_bits) - 1) if idx_bits > 0 else order[j]
+    return i, bar[i], track[i], pos[i], pitch[i]
+
+
 @njit(cache=True, nogil=True)
-def write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, drums, ts_bar, ts_num, ts_den, tempo_time,
-                tempo_mspq, tpq, grid, bounds, default_qpm, names, name_lens):  # pragma: no cover - compiled
+def write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, dur, vel, tids, drums, ts_bar, ts_num,
+                ts_den, tempo_time, tempo_mspq, tpq, grid, bounds, default_qpm, names,
+                name_lens):  # pragma: no cover - compiled
     """The body of a MIDI text as ASCII bytes: for each bar up to the one of the last note written,
     its bar line, then its track sections.
 
-    The notes are taken in ``order`` (as :func:`merge_sorted` takes it: the sorted keys of
-    :func:`grid_notes` when ``idx_bits`` > 0, else note indices), sorted by (bar, track, position,
-    pitch); a run of equal (bar, track, position, pitch) is written as one note (longest duration,
-    loudest velocity). ``tids[t]`` is the number written for track ``t`` (``tN``), -1 for a track
-    left out; ``drums[t]`` says track ``t`` is a drum track (its pitches written as numbers, not
+    The notes are taken in ``order``, sorted by (bar, track, position, pitch): the sorted keys of
+    :func:`grid_notes` (``track_bits`` > 0: the fields are read from the key, only the duration and
+    velocity from the arrays), or note indices (``idx_bits`` 0: every field from the arrays); a
+    run of equal (bar, track, position, pitch) is written as one note (longest duration, loudest
+    velocity). ``tids[t]`` is the number written for track ``t`` (``tN``), -1 for a track left
+    out; ``drums[t]`` says track ``t`` is a drum track (its pitches written as numbers, not
     names). A section starts with ``tN``; ``@pos`` is written when the position changes and ``vV``
     when the velocity does (both at a section's start). A bar line carries its time signature
     (``ts_bar`` ascending) and its tempo changes (:func:`tempo_events` of the score's tempos;
     ``bounds``: the start of every bar, then the end of the last)."""
     n = len(order)
-    mask = (np.int64(1) << idx_bits) - 1
     n_bars = 0  # the bars written: up to the last note's
     top = len(tids)  # the largest number of a note's tokens bounds their digits
     for j in range(n):
-        i = order[j] & mask if idx_bits > 0 else order[j]
-        if tids[track[i]] >= 0:
-            n_bars = max(n_bars, bar[i] + 1)
-            top = max(top, pos[i], dur[i])
+        i, b, tr, r, _ = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
+        if tids[tr] >= 0:
+            n_bars = max(n_bars, b + 1)
+            top = max(top, r, dur[i])
     starts = bounds[:n_bars]
     tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, starts, bounds[n_bars],
                                                    default_qpm)
@@ -274,23 +290,18 @@ def write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, drums, 
     last_bar = last_tid = last_pos = last_vel = np.int64(-1)  # the note written last (none: -1)
     j = 0
     while j < n:
-        i = order[j] & mask if idx_bits > 0 else order[j]
+        i, b, tr, r, p = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
         d, v = dur[i], vel[i]
         j += 1
         while j < n:  # the run of notes on this (bar, track, position, pitch)
-            i2 = order[j] & mask if idx_bits > 0 else order[j]
-            if idx_bits > 0:
-                same = (order[j] >> idx_bits) == (order[j - 1] >> idx_bits)
-            else:
-                same = bar[i2] == bar[i] and track[i2] == track[i] and pos[i2] == pos[i] and pitch[i2] == pitch[i]
-            if not same:
+            i2, b2, tr2, r2, p2 = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
+            if b2 != b or tr2 != tr or r2 != r or p2 != p:
                 break
             d, v = max(d, dur[i2]), max(v, vel[i2])
             j += 1
-        t = tids[track[i]]
+        t = tids[tr]
         if t < 0:
             continue
-        b = bar[i]
         new_section = b != last_bar or t != last_tid
         while next_bar <= b:
             k = _put_bytes(buf, k, _BAR)
@@ -311,17 +322,16 @@ def write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, drums, 
         if new_section:
             buf[k], buf[k + 1] = 10, 116  # "\nt"
             k = _put_int(buf, k + 2, t)
-        if new_section or pos[i] != last_pos:
+        if new_section or r != last_pos:
             buf[k], buf[k + 1] = 32, 64  # " @"
-            k = _put_int(buf, k + 2, pos[i])
+            k = _put_int(buf, k + 2, r)
         if new_section or v != last_vel:
             buf[k], buf[k + 1] = 32, 118  # " v"
             k = _put_int(buf, k + 2, v)
-        last_bar, last_tid, last_pos, last_vel = b, t, pos[i], v
+        last_bar, last_tid, last_pos, last_vel = b, t, r, v
         buf[k] = 32
         k += 1
-        p = pitch[i]
-        if drums[track[i]]:
+        if drums[tr]:
             k = _put_int(buf, k, p)
         else:
             for c in range(name_lens[p]):

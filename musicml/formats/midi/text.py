@@ -297,28 +297,31 @@ def encode(
     width = max(-(-(num * 4 * grid) // den) for _, num, den in segs)  # the longest bar
     one_num, one_den = (segs[0][1], segs[0][2]) if len(segs) == 1 else (0, 1)
     idx_bits = len(c.time).bit_length()
-    fits = (len(bar_starts) * n_tracks * width * 128).bit_length() + idx_bits <= _PACKED_KEY_BITS
+    track_bits, pos_bits = max(1, (n_tracks - 1).bit_length()), max(1, (width - 1).bit_length())
+    fits = len(bar_starts).bit_length() + track_bits + pos_bits + 7 + idx_bits <= _PACKED_KEY_BITS
+    if not fits:
+        track_bits = pos_bits = idx_bits = 0
 
     # every note on the grid (onset, duration, pitch, written velocity, track), sorted by (bar, track,
     # position, pitch); equal (track, onset, pitch) are merged as they are written
     dur, pitch, vel, track, bar, pos, key, counts = kernels.grid_notes(
         c.time, c.duration, c.pitch, c.velocity, c.track, tpq, grid, _velocity_table(velocity_bins), bar_starts,
-        one_num, one_den, one_num * 4 * grid, n_tracks if fits else 0, width if fits else 0, idx_bits if fits else 0,
-        n_tracks)
+        one_num, one_den, one_num * 4 * grid, track_bits, pos_bits, idx_bits, n_tracks)
     if not len(key):
         return header + "\n"
     if fits:
         key.sort()  # the keys are distinct (the index is in their low bits): any sort is stable
         order = key
     else:
-        order, idx_bits = np.lexsort((pitch, pos, track, bar)), 0
+        order = np.lexsort((pitch, pos, track, bar))
 
     # the kept tracks: those with notes (with max_tracks: the most notes once merged), numbered from 0
     keep = np.flatnonzero(counts).tolist()  # (merging leaves a track with notes some)
     if max_tracks is not None and len(keep) > max_tracks:
         bar, track, pos, pitch, dur, vel, counts = kernels.merge_sorted(order, idx_bits, bar, track, pos, pitch, dur,
                                                                         vel, n_tracks)
-        order, idx_bits = np.arange(len(bar), dtype=np.int64), 0  # merged and in order now
+        order = np.arange(len(bar), dtype=np.int64)  # merged and in order now
+        idx_bits = track_bits = pos_bits = 0
         keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
     tids = np.full(n_tracks, -1, dtype=np.int64)
     tids[keep] = np.arange(len(keep))
@@ -342,8 +345,8 @@ def encode(
     ts_num = np.array([num for num, _ in ts_changes.values()], dtype=np.int64)
     ts_den = np.array([den for _, den in ts_changes.values()], dtype=np.int64)
     t = score.tempos.numpy()
-    body = kernels.write_notes(order, idx_bits, bar, track, pos, pitch, dur, vel, tids, c.drums, ts_bar, ts_num,
-                               ts_den, t["time"], t["mspq"], tpq, grid, bounds, DEFAULT_TEMPO,
+    body = kernels.write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, dur, vel, tids, c.drums,
+                               ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq, grid, bounds, DEFAULT_TEMPO,
                                kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
     return "\n".join(out) + body.tobytes().decode("ascii") + "\n"
 
