@@ -27,9 +27,9 @@ for _p, _n in enumerate(_NAMES):
 
 @njit(cache=True, nogil=True)
 def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar_starts, one_num, one_den, per,
-               track_bits, pos_bits, idx_bits, tracks):  # pragma: no cover - compiled
+               track_bits, pos_bits, idx_bits, n_tracks):  # pragma: no cover - compiled
     """Notes on the grid, with their bars and sort keys, as int64 arrays: (duration, pitch, written
-    velocity, track, bar, position in the bar, key), then the notes kept of each of the ``tracks``.
+    velocity, track, bar, position in the bar, key), then the notes kept of each of the ``n_tracks``.
 
     The notes before step 0 or outside pitches 0..127 are left out (see the encoding rules in
     :mod:`~musicml.formats.midi.text`: onset ``floor(t * grid / tpq + 1/2)``, the end likewise,
@@ -48,7 +48,7 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
     bar = np.empty(n, dtype=np.int64)
     pos = np.empty(n, dtype=np.int64)
     key = np.empty(n, dtype=np.int64)
-    counts = np.zeros(tracks, dtype=np.int64)
+    counts = np.zeros(n_tracks, dtype=np.int64)
     two_grid, two_tpq = 2 * grid, 2 * tpq
     k = 0
     for i in range(n):

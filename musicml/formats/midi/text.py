@@ -316,7 +316,7 @@ def encode(
         order = np.lexsort((pitch, pos, track, bar))
 
     # the kept tracks: those with notes (with max_tracks: the most notes once merged), numbered from 0
-    keep = np.flatnonzero(counts).tolist()  # (merging leaves a track with notes some)
+    keep = np.flatnonzero(counts).tolist()  # (merging keeps at least one note of every track that had some)
     if max_tracks is not None and len(keep) > max_tracks:
         bar, track, pos, pitch, dur, vel, counts = kernels.merge_sorted(order, idx_bits, bar, track, pos, pitch, dur,
                                                                         vel, n_tracks)
