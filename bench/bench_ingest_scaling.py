@@ -7,16 +7,19 @@ round, in this one process and alternating so that a loaded machine slows all al
 
 * ``symusic``: ``symusic.Score.from_midi`` on every file's bytes (the raw parse rate, one core);
 * ``in_process``: ingestion with ``isolate=False`` (one core does everything: hashing, parsing,
-  MIDI text, note tables, batched cache writes), then :func:`load_parsed` (pieces with their
-  training text, and the note table, read back from the cache);
+  MIDI text, note tables, batched cache writes), then the ``parsed_scores`` step
+  (:func:`musicml.workflow.parse_step`: pieces with their training text and the note table read
+  back from the cache and written as the lake's ``parsed/`` parquet tables);
 * ``workers_N``: a first ingestion on a fresh lake with N isolated reader processes, for N = 1 and
-  every core (``available_cores()``), and its :func:`load_parsed`.
+  every core (``available_cores()``), and its ``parsed_scores`` step.
 
 Prints JSON: files/s of each (best round), ``x_symusic`` = symusic's rate over that rate (how many
 times slower than the raw parse; the goal is 5 or less per core), ``cpu_us_per_file`` and
 ``cpu_x_symusic`` (the CPU time of the ingestion, this process and its workers together, per
 file and over symusic's CPU time: the cost per core, which a machine's other load disturbs less
-than wall time), and ``speedup`` of all cores over one worker. Every ingestion must give the same rows (asserted; ``status`` and ``rejected``
+than wall time), and ``speedup`` of all cores over one worker. ``*_with_parsed_scores`` are the
+same with the ``parsed_scores`` step added (the whole path from raw MIDI to the lake's parsed
+notes and training text), and ``parsed_scores`` that step alone (in this process). Every ingestion must give the same rows (asserted; ``status`` and ``rejected``
 say what they were).
 
 ``--stages`` adds ``stages``: one worker's path taken apart, in this process's CPU time (what a
@@ -42,13 +45,14 @@ from pathlib import Path
 import psutil
 import symusic
 
+from musicml import workflow
 from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.text import encode
-from musicml.ingest import IngestConfig, ingest, load_parsed
+from musicml.ingest import IngestConfig, files_table_path, ingest
 from musicml.ingest.files import BATCH_FILES, CacheBatch, warm_up
 from musicml.ingest.isolation import pool
 from musicml.ingest.note_table import notes_batch_table, piece_stats, sorted_note_arrays
-from musicml.lake import Lake, sha256_bytes
+from musicml.lake import Lake, sha256_bytes, write_parquet
 from musicml.threads import available_cores, pool_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,21 +80,23 @@ def workers_cpu(config: IngestConfig) -> float:
     return sum(sum(psutil.Process(w.proc.pid).cpu_times()[:2]) for w in workers)
 
 
-def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, float, dict, list[str], float]:
-    """(ingest seconds, load_parsed seconds, status counts, reject reasons, CPU seconds of the
-    ingestion in this process and its workers together) of a first ingestion on a fresh lake."""
+def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, float, dict, list[str], float, float]:
+    """(ingest seconds, ``parsed_scores`` seconds, status counts, reject reasons, CPU seconds of the
+    ingestion in this process and its workers together, CPU seconds of ``parsed_scores``) of a
+    first ingestion on a fresh lake, then its ``parsed_scores`` step."""
     lake_root = Path(tempfile.mkdtemp(dir=work))
     lake = Lake.from_env(lake_root, raw)
     c0, w0 = time.process_time(), workers_cpu(config)
     result = ingest(lake, config)
+    write_parquet(files_table_path(lake), result.files)  # the raw_scores asset's files table
     cpu = time.process_time() - c0 + workers_cpu(config) - w0
-    t0 = time.perf_counter()
-    pieces, notes = load_parsed(lake, result.files)
-    t_load = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    pieces, notes = workflow.parse_step(lake)
+    t_parse, c_parse = time.perf_counter() - t0, time.process_time() - c0
     assert len(pieces) and len(notes)
     shutil.rmtree(lake_root)
     reasons = sorted(result.files.filter(result.files["status"] == "rejected")["reason"].to_list())
-    return result.seconds, t_load, result.counts(), reasons, cpu
+    return result.seconds, t_parse, result.counts(), reasons, cpu, c_parse
 
 
 def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) -> dict:
@@ -151,10 +157,11 @@ def main() -> None:
     datas = [f.read_bytes() for f in files]
     cores = available_cores()
     counts = sorted({1, cores})
-    runs: dict[str, list[float]] = {"symusic": [], "in_process": [], "in_process_with_load": []}
-    cpu: dict[str, list[float]] = {"symusic": [], "in_process": []}  # CPU seconds (this process + workers)
-    for w in counts:
-        runs[f"workers_{w}"], runs[f"workers_{w}_with_load"], cpu[f"workers_{w}"] = [], [], []
+    runs: dict[str, list[float]] = {"symusic": [], "parsed_scores": []}
+    cpu: dict[str, list[float]] = {"symusic": [], "parsed_scores": []}  # CPU seconds (this process + workers)
+    for name in ("in_process", *(f"workers_{w}" for w in counts)):
+        for key in (name, f"{name}_with_parsed_scores"):
+            runs[key], cpu[key] = [], []
     outcomes: set[str] = set()  # every ingestion must give the same rows
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -175,11 +182,14 @@ def main() -> None:
                 t_sym, c_sym = symusic_seconds(datas)
                 runs["symusic"].append(t_sym)
                 cpu["symusic"].append(c_sym)
-                t, t_load, status, reasons, c = ingest_seconds(raw, work, config)
+                t, t_parse, status, reasons, c, c_parse = ingest_seconds(raw, work, config)
                 outcomes.add(json.dumps([status, reasons], sort_keys=True))
                 runs[name].append(t)
-                runs[f"{name}_with_load"].append(t + t_load)
+                runs[f"{name}_with_parsed_scores"].append(t + t_parse)
+                runs["parsed_scores"].append(t_parse)
                 cpu[name].append(c)
+                cpu[f"{name}_with_parsed_scores"].append(c + c_parse)
+                cpu["parsed_scores"].append(c_parse)
         stages = stage_costs(files, datas, args.rounds, work / "stages") if args.stages else None
     assert len(outcomes) == 1, outcomes
     status, reasons = json.loads(outcomes.pop())
@@ -198,7 +208,8 @@ def main() -> None:
             out[name]["cpu_x_symusic"] = round(min(cpu[name]) / min(cpu["symusic"]), 2)
     if cores > 1:
         out["speedup"] = round(min(runs["workers_1"]) / min(runs[f"workers_{cores}"]), 2)
-        out["speedup_with_load"] = round(min(runs["workers_1_with_load"]) / min(runs[f"workers_{cores}_with_load"]), 2)
+        out["speedup_with_parsed_scores"] = round(
+            min(runs["workers_1_with_parsed_scores"]) / min(runs[f"workers_{cores}_with_parsed_scores"]), 2)
     if stages:
         out["stages"] = stages
     print(json.dumps(out, indent=2))

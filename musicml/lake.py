@@ -205,18 +205,21 @@ def read_json(path: Path | str) -> Any:
     return json.loads(read_bytes(path).decode("utf-8"))
 
 
-def write_parquet(path: Path | str, table: pa.Table | Any, *, compression: str = "zstd") -> None:
+def write_parquet(path: Path | str, table: pa.Table | Any, *, compression: str = "zstd", **options: Any) -> None:
     """Write a pyarrow table (or polars DataFrame) atomically and deterministically; ``path``
-    may be an fsspec URL (written in memory, then put as one object)."""
+    may be an fsspec URL (written in memory, then put as one object). ``options`` go to
+    ``pyarrow.parquet.write_table`` (encodings, ``store_schema=False`` so a dictionary-encoded
+    column reads back as its values' type ...)."""
     if not isinstance(table, pa.Table):
         table = table.to_arrow()
+    options = {"compression": compression, "write_statistics": True, **options}
     if _remote(path):
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression=compression, write_statistics=True)
+        pq.write_table(table, sink, **options)
         write_bytes(path, sink.getvalue().to_pybytes())
         return
     with atomic_path(local_folder(path)) as tmp:
-        pq.write_table(table, tmp, compression=compression, write_statistics=True)
+        pq.write_table(table, tmp, **options)
 
 
 def read_frame(path: Path | str, columns: list[str] | None = None) -> Any:

@@ -69,3 +69,55 @@ def test_missing_cache_is_a_clear_error(tmp_path: Path, derived) -> None:
         p.unlink()
     with pytest.raises(FileNotFoundError, match="no parse cache for 4 ingested file"):
         load_parsed(lake, files)
+
+
+def test_parsed_tables_are_what_load_parsed_gives(tmp_path: Path, derived) -> None:
+    """``parse_step`` writes the notes with ``piece_id`` dictionary encoded from codes and other
+    encodings: polars and DuckDB read back exactly :func:`load_parsed`'s tables, also where a
+    cache batch holds a piece no longer ingested (its file removed)."""
+    import duckdb
+    import pyarrow as pa
+
+    from musicml import workflow
+    from musicml.ingest import load_parsed_arrow
+    from musicml.ingest.note_table import NOTE_SCHEMA
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived)
+    first = ingest(lake, IngestConfig(isolate=False))
+    (lake.raw_dir / "m1.mid").unlink()
+    files = ingest(lake, IngestConfig(isolate=False), first.files).files
+    assert len(list(lake.root.rglob("*.pieces.arrow"))) == 1  # the removed file's piece is still cached
+    write_parquet(workflow.ingest_lib.files_table_path(lake), files)
+    pieces, notes = load_parsed(lake, files)
+    assert pieces["path"].str.contains("m1.mid").sum() == 0 and len(pieces) == 8
+    workflow.parse_step(lake)
+    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    assert got.schema == pl.Schema(NOTE_SCHEMA) and got.equals(notes)
+    assert pl.read_parquet(lake.path("parsed", "pieces.parquet")).equals(pieces)
+    sql = "SELECT count(*), sum(onset), sum(pitch), count(DISTINCT piece_id), min(piece_id) FROM read_parquet(?)"
+    assert duckdb.sql(sql.replace("?", f"'{lake.path('parsed', 'notes.parquet')}'")).fetchall() == [
+        (len(notes), notes["onset"].sum(), notes["pitch"].sum(), notes["piece_id"].n_unique(), notes["piece_id"].min())]
+    _, table = load_parsed_arrow(lake, files)
+    ids = table["piece_id"].combine_chunks()
+    values = ids.dictionary.to_pylist()  # the batches' pieces (the removed file's too), sorted
+    assert pa.types.is_dictionary(ids.type) and values == sorted(set(values)) and len(values) == 9
+    assert set(notes["piece_id"]) <= set(values) and pl.Series(ids.cast(pa.string())).equals(notes["piece_id"],
+                                                                                            check_names=False)
+
+
+def test_parsed_tables_of_nothing_ingested_are_empty(tmp_path: Path) -> None:
+    from musicml import workflow
+    from musicml.ingest.note_table import NOTE_SCHEMA
+    from musicml.lake import write_parquet
+
+    lake = Lake.from_env(tmp_path / "lake")
+    lake.raw_dir.mkdir(parents=True)
+    (lake.raw_dir / "bad.mid").write_bytes(b"MThd not a midi")
+    files = ingest(lake, IngestConfig(isolate=False)).files
+    assert files["status"].to_list() == ["rejected"]
+    write_parquet(workflow.ingest_lib.files_table_path(lake), files)
+    pieces, notes = workflow.parse_step(lake)
+    assert len(pieces) == 0 and len(notes) == 0
+    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)

@@ -36,7 +36,6 @@ from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-export
 from musicml.ingest.note_table import (
     NOTE_SCHEMA,
     notes_batch_table,
-    piece_order,
     piece_stats,
     sorted_note_arrays,
     widen_notes,
@@ -669,10 +668,31 @@ def cache_paths(lake: Lake, digest: str, fmt: str) -> tuple[Path, Path]:
 
 
 def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pieces and notes of every ``ingested`` file, from the cache; paths as they are now."""
+    """Pieces and notes of every ``ingested`` file, from the cache; paths as they are now. Both
+    in their schemas (``PIECE_SCHEMA``, ``NOTE_SCHEMA``), each sorted by piece id."""
+    pieces, notes, codes, ids = _load_parsed(lake, files)
+    notes = notes.with_columns(piece_id=pl.Series(ids, dtype=pl.String).gather(codes))
+    return pieces, notes.select(list(NOTE_SCHEMA))
+
+
+def load_parsed_arrow(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
+    """:func:`load_parsed` with the notes as an Arrow table whose ``piece_id`` is dictionary
+    encoded (an index per note into the sorted piece ids): what ``parsed_scores`` writes, with no
+    string built per note, and parquet stores it as the string column it is (46 ms and a fifth
+    of the parquet write less for POP909's 4.77M notes)."""
+    pieces, notes, codes, ids = _load_parsed(lake, files)
+    piece_id = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(ids, pa.string()))
+    table = notes.to_arrow()
+    return pieces, pa.table({"piece_id": piece_id, **{k: table[k] for k in NOTE_SCHEMA if k != "piece_id"}})
+
+
+def _load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, list[str]]:
+    """Pieces (``PIECE_SCHEMA``), and notes (``NOTE_SCHEMA`` but ``piece_id``) in piece-id order
+    with each note's piece as ``codes``: its index in ``ids``, the sorted distinct piece ids."""
     ingested = files.filter(pl.col("status") == "ingested").select("path", "content_hash", "format")
     if not len(ingested):
-        return pl.DataFrame(schema=PIECE_SCHEMA), pl.DataFrame(schema=NOTE_SCHEMA)
+        empty = pl.DataFrame(schema={k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"})
+        return pl.DataFrame(schema=PIECE_SCHEMA), empty, np.zeros(0, dtype=np.int64), []
     wanted = ingested.unique(["content_hash", "format"]).join(_cache_index(lake), on=["content_hash", "format"],
                                                               how="left")
     missing = wanted.filter(pl.col("batch").is_null())
@@ -687,24 +707,31 @@ def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     sizes = dict(held.group_by("batch").len().iter_rows())
     pieces = held.join(keys, on=["content_hash", "format", "batch"])
     chosen = dict(pieces.group_by("batch").agg("row").iter_rows())
-    parts = []
-    for b in batches:  # a batch's notes, only those of its chosen pieces where it holds others too
-        lf = pl.scan_ipc(b.replace(PIECES_SUFFIX, NOTES_SUFFIX))
-        lf = lf.with_columns(pl.col("piece").cast(pl.Int64) + offsets[b])
-        rows = chosen.get(b, [])
-        parts.append(lf if len(rows) == sizes[b] else lf.filter(pl.col("piece").is_in(rows)))
-    # in the batches' narrow types (each column in the widest any batch needs) until the rows are
-    # in order: the gather moves a third of the bytes; one chunk: gathers from many are slow
-    notes = pl.concat(parts, how="vertical_relaxed").collect().rechunk()
-    ids = held["piece_id"].rechunk()
-    rank = np.empty(len(ids), dtype=np.int64)  # each held piece's place in piece-id order
-    rank[np.argsort(ids.to_numpy(), kind="stable")] = np.arange(len(ids))
-    notes = widen_notes(notes[piece_order(rank[notes["piece"].to_numpy()])])
-    notes = notes.with_columns(piece_id=ids.gather(notes["piece"]))
+    # each held piece's code: its place among the distinct ids, sorted (a piece cached in two
+    # batches is one id)
+    ids, code = np.unique(held["piece_id"].to_numpy(), return_inverse=True)
+    code = code.ravel()
+    frames, runs = [], []  # each chosen piece's notes: (code, frame, first row, rows)
+    for j, b in enumerate(batches):
+        # memory-mapped (no copy): the notes move once, run by run, into piece-id order
+        frame = pl.from_arrow(pa.ipc.open_file(pa.memory_map(b.replace(PIECES_SUFFIX, NOTES_SUFFIX))).read_all(),
+                              rechunk=False)
+        piece = frame["piece"].to_numpy()
+        starts = np.flatnonzero(np.concatenate(([True], piece[1:] != piece[:-1]))) if len(piece) else piece[:0]
+        lens = np.diff(np.append(starts, len(piece)))
+        rows = offsets[b] + piece[starts].astype(np.int64)  # each run's piece, as its row in ``held``
+        keep = np.isin(rows, chosen.get(b, [])) if len(chosen.get(b, [])) < sizes[b] else slice(None)
+        runs.append((code[rows[keep]], np.full(len(rows[keep]), j), starts[keep], lens[keep]))
+        frames.append(frame.drop("piece"))
+    run_code, run_frame, run_start, run_len = (np.concatenate(c) for c in zip(*runs))
+    order = np.argsort(run_code, kind="stable")  # ties (one id in two batches) in batch order
+    parts = [frames[f].slice(s, n) for f, s, n in zip(run_frame[order], run_start[order], run_len[order])]
+    # concatenated in the batches' narrow types (each column in the widest any batch needs), widened after
+    notes = widen_notes(pl.concat(parts, how="vertical_relaxed", rechunk=True) if parts else frames[0].clear())
+    codes = np.repeat(run_code[order], run_len[order])
     paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))
     pieces = pieces.join(paths, on=["content_hash", "format"]).with_columns(pl.col("now").alias("path"))
-    return (pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]),
-            notes.select(list(NOTE_SCHEMA)))
+    return pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]), notes, codes, ids.tolist()
 
 
 def files_table_path(lake: Lake) -> Path:

@@ -118,23 +118,6 @@ def notes_frame_from_arrays(parts: list[tuple[str, dict[str, np.ndarray]]]) -> p
     return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"])
 
 
-def piece_order(piece_ids: pl.Series | np.ndarray) -> np.ndarray:
-    """Row indices that order a note table whose pieces' rows come together, each sorted by
-    onset, pitch, track (as :func:`notes_batch_table` writes them), by piece (its id, or any key
-    that sorts alike): the order of ``sort([piece, "onset", "pitch", "track"])`` by moving whole
-    runs, with no sort of the rows."""
-    keys = piece_ids.to_numpy() if isinstance(piece_ids, pl.Series) else np.asarray(piece_ids)
-    n = len(keys)
-    if not n:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    lens = np.diff(np.append(starts, n))
-    order = np.argsort(keys[starts], kind="stable")
-    lens, starts = lens[order], starts[order]
-    first = np.concatenate(([0], np.cumsum(lens)[:-1]))  # where each run lands
-    return np.repeat(starts - first, lens) + np.arange(n, dtype=np.int64)
-
-
 def notes_batch_table(parts: list[dict[str, np.ndarray]], presorted: bool = False) -> pa.Table:
     """The notes of a cache batch as an Arrow table: ``piece`` (the index of the piece in
     ``parts``) and the other columns of ``NOTE_SCHEMA``, each piece's rows together in the given
@@ -165,8 +148,11 @@ def _narrow(a: np.ndarray) -> np.ndarray:
 
 
 def widen_notes(notes: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
-    """A :func:`notes_batch_table` frame's columns in ``NOTE_SCHEMA``'s types (``piece`` as int64)."""
-    return notes.cast({"piece": pl.Int64, **{k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}})
+    """A :func:`notes_batch_table` frame's columns (those it has) in ``NOTE_SCHEMA``'s types
+    (``piece`` as int64)."""
+    wide = {"piece": pl.Int64, **{k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}}
+    names = set(notes.collect_schema().names())
+    return notes.cast({k: v for k, v in wide.items() if k in names})
 
 
 def _batch_order(piece: np.ndarray, onset: np.ndarray, pitch: np.ndarray, track: np.ndarray) -> np.ndarray:
