@@ -121,3 +121,21 @@ def test_parsed_tables_of_nothing_ingested_are_empty(tmp_path: Path) -> None:
     assert len(pieces) == 0 and len(notes) == 0
     got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
     assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)
+
+
+def test_pieces_without_notes_give_an_empty_note_table(tmp_path: Path) -> None:
+    """A cache batch whose pieces hold no notes (an alphaTex of rests): no run to move."""
+    from musicml import workflow
+    from musicml.ingest.note_table import NOTE_SCHEMA
+    from musicml.lake import write_parquet
+
+    lake = Lake.from_env(tmp_path / "lake")
+    lake.raw_dir.mkdir(parents=True)
+    (lake.raw_dir / "rests.atex").write_text('\\title "Rests"\n.\nr.4 r.4 r.4 r.4 |\n')
+    files = ingest(lake, IngestConfig(isolate=False)).files
+    assert files["status"].to_list() == ["ingested"]
+    write_parquet(workflow.ingest_lib.files_table_path(lake), files)
+    pieces, _ = workflow.parse_step(lake)
+    assert pieces["n_notes"].to_list() == [0]
+    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)
