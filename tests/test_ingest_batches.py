@@ -139,3 +139,68 @@ def test_pieces_without_notes_give_an_empty_note_table(tmp_path: Path) -> None:
     assert pieces["n_notes"].to_list() == [0]
     got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
     assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)
+
+
+@pytest.mark.parametrize("damage", ["notes_missing", "cache_cleared", "unindexed_pieces_truncated", "index_damaged",
+                                    "pieces_truncated",
+                                    "notes_truncated", "notes_foreign"])
+def test_a_damaged_cache_batch_is_parsed_again(tmp_path: Path, derived, damage: str) -> None:
+    """A cache batch lost or damaged never blocks the lake: a full ingestion parses its files
+    again (what it can see: a pieces file unreadable, a notes file gone, the folder cleared);
+    what only reading the notes shows is removed by ``load_parsed``, named in its error, and
+    parsed again by the next ingestion. The tables come back as they were."""
+    lake = _drop(tmp_path, derived, n_abc=2)
+    first = ingest(lake, IngestConfig(isolate=False))
+    pieces, notes = load_parsed(lake, first.files)
+    (batch,) = lake.root.rglob("*.pieces.arrow")
+    other = batch.with_name(batch.name.replace(".pieces.", ".notes."))
+    if damage == "pieces_truncated":
+        batch.write_bytes(batch.read_bytes()[:100])
+    elif damage == "index_damaged":
+        (batch.parent / "index.arrow").write_bytes(b"not an index")
+    elif damage == "unindexed_pieces_truncated":  # as a batch never read yet would be
+        (batch.parent / "index.arrow").unlink()
+        batch.write_bytes(batch.read_bytes()[:100])
+    elif damage == "notes_missing":
+        other.unlink()
+    elif damage == "cache_cleared":
+        shutil.rmtree(batch.parent)
+    elif damage == "notes_truncated":
+        other.write_bytes(other.read_bytes()[:100])
+    else:  # a valid Arrow file, but the notes of other pieces than the batch holds
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        table = ipc.open_file(pa.BufferReader(other.read_bytes())).read_all()
+        bad = table.set_column(0, "piece", pa.array([99] * len(table), table.schema.field("piece").type))
+        with pa.OSFile(str(other), "wb") as sink, ipc.new_file(sink, bad.schema) as writer:
+            writer.write_table(bad)
+    if damage == "index_damaged":  # rebuilt from the batches: nothing to parse again
+        assert ingest(lake, IngestConfig(isolate=False), first.files).parsed == 0
+        assert load_parsed(lake, first.files)[1].equals(notes)
+        return
+    if damage in ("pieces_truncated", "notes_truncated", "notes_foreign"):
+        assert ingest(lake, IngestConfig(isolate=False), first.files).parsed == 0  # indexed before the damage
+        which = "pieces" if damage == "pieces_truncated" else "notes"
+        with pytest.warns(UserWarning, match=f"removed: its {which} file is unreadable"), \
+                pytest.raises(FileNotFoundError, match=f"parse cache batch {batch.name} removed: its {which} file .* "
+                                                       "a full ingestion"):
+            load_parsed(lake, first.files)
+        assert not batch.exists() and not other.exists()
+    with pytest.warns(UserWarning) if damage in ("notes_missing", "unindexed_pieces_truncated") else _no_warning():
+        again = ingest(lake, IngestConfig(isolate=False), first.files)
+    assert again.parsed == len(first.files) and again.files.equals(first.files)
+    p2, n2 = load_parsed(lake, again.files)
+    assert p2.equals(pieces) and n2.equals(notes)
+
+
+def _no_warning():
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def guard():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            yield
+    return guard()

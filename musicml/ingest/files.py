@@ -16,9 +16,11 @@ notes, tracks, duration and text size, so one hostile file costs a rejected row,
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -229,7 +231,10 @@ def ingest(
     if request is not None:  # only the entries whose rows may change (musicml.ingest.request)
         prev, entries, preread = _Previous(request.subset), request.entries, request.preread
     else:
-        prev, preread = _Previous(previous), {}
+        # a full run also parses again what the cache lost (a damaged batch removed, a cache
+        # folder cleared): such rows are not trusted
+        has_ingested = previous is not None and bool(len(previous)) and (previous["status"] == "ingested").any()
+        prev, preread = _Previous(previous, _cached_keys(lake) if has_ingested else None), {}
         carried = {} if wanted is None else {p: seen[2:4] for p, seen in prev.by_path.items() if p not in wanted}
         entries = scan(raw_dir, assume=carried)
         if keep is not None:
@@ -307,9 +312,10 @@ class _Previous:
     (``table``), ``by_path``: ``path -> (index, hash, bytes, mtime_ns, format)`` of every hashed row, and
     ``first``: ``(hash, format) -> index`` of the first row of those bytes that was read to the
     end (ingested or rejected). A table from before ``mtime_ns`` existed has no mtimes: its
-    files are read once more."""
+    files are read once more. ``cached``: the ``(hash, format)`` the parse cache holds, where
+    known; an ingested row not among them is left out (its file is parsed again)."""
 
-    def __init__(self, previous: pl.DataFrame | None) -> None:
+    def __init__(self, previous: pl.DataFrame | None, cached: set[tuple[str, str]] | None = None) -> None:
         self.by_path: dict[str, tuple[int, str, int, int | None, str]] = {}
         self.first: dict[tuple[str, str], int] = {}
         self.table = pl.DataFrame(schema=FILE_SCHEMA)
@@ -321,6 +327,8 @@ class _Previous:
         self.table = table.select(list(FILE_SCHEMA)).cast(FILE_SCHEMA)
         cols = (self.table[c].to_list() for c in ("path", "content_hash", "bytes", "mtime_ns", "format", "status"))
         for i, (path, digest, size, mtime, fmt, status) in enumerate(zip(*cols)):
+            if cached is not None and status == "ingested" and (digest, fmt) not in cached:
+                continue  # its parse is no longer cached: examined as a new file
             if digest is not None:
                 self.by_path[path] = (i, digest, size, mtime, fmt)
                 if status in ("ingested", "rejected"):
@@ -647,14 +655,96 @@ def _write_ipc(path: Path, table: pa.Table, compression: str | None) -> None:
         writer.write_table(table)
 
 
+_INDEX_FILE = "index.arrow"  # in the cache folder: the batches' members, so far as read (see _cache_index)
+_INDEX_SCHEMA = {"content_hash": pl.String, "format": pl.String, "batch": pl.String}
+
+
 def _cache_index(lake: Lake) -> pl.DataFrame:
     """``content_hash, format, batch`` (the batch's pieces file) of every cached file, one batch
-    each (the first by name where two hold the same file)."""
-    files = sorted(str(p) for p in _cache_dir(lake).glob(f"*{PIECES_SUFFIX}"))
-    if not files:
-        return pl.DataFrame(schema={"content_hash": pl.String, "format": pl.String, "batch": pl.String})
-    return (pl.scan_ipc(files, include_file_paths="batch").select("content_hash", "format", "batch")
-            .unique().collect().sort("batch").unique(["content_hash", "format"], keep="first"))
+    each (the first by name where two hold the same file). The members of the batches already
+    read are kept in the folder's ``index.arrow`` (batches never change once written), so a call
+    reads only the batches new since: its cost grows with them, not with the cache. A batch whose
+    notes file is gone or whose pieces file cannot be read is no cache: it is removed
+    (:func:`_drop_batch`), and a full ingestion parses its files again."""
+    base = _cache_dir(lake)
+    return (_index_rows(base).drop_nulls().with_columns(batch=pl.lit(f"{base}{os.sep}") + pl.col("batch"))
+            .unique().sort("batch").unique(["content_hash", "format"], keep="first"))
+
+
+def _index_rows(base: Path) -> pl.DataFrame:
+    """``content_hash, format, batch`` (file name; nulls: a batch of no pieces) of every cache
+    batch in ``base``, the stored index brought up to date (see :func:`_cache_index`)."""
+    names = set(os.listdir(base))
+    live = []
+    for name in sorted(n for n in names if n.endswith(PIECES_SUFFIX)):
+        if name.replace(PIECES_SUFFIX, NOTES_SUFFIX) in names:
+            live.append(name)
+        else:
+            _drop_batch(base / name, "its notes file is missing")
+    stored = _read_index(base / _INDEX_FILE) if _INDEX_FILE in names else pl.DataFrame(schema=_INDEX_SCHEMA)
+    known = set(stored["batch"].to_list())
+    new = [n for n in live if n not in known]
+    held = stored if known <= set(live) else stored.filter(pl.col("batch").is_in(live))
+    if new:
+        held = pl.concat([held, _batch_members(base, new)])
+    if new or len(held) < len(stored):
+        _write_ipc(base / _INDEX_FILE, held.to_arrow(), None)
+    return held
+
+
+def _read_index(path: Path) -> pl.DataFrame:
+    """The stored index (empty where it is unreadable: it is rebuilt)."""
+    try:
+        with pa.OSFile(str(path)) as f:
+            table = pa.ipc.open_file(f).read_all()
+        return pl.from_arrow(table.select(list(_INDEX_SCHEMA))).cast(_INDEX_SCHEMA)
+    except Exception:  # noqa: BLE001 (a damaged index is only read again from the batches)
+        return pl.DataFrame(schema=_INDEX_SCHEMA)
+
+
+def _batch_members(base: Path, names: list[str]) -> pl.DataFrame:
+    """``content_hash, format, batch`` (the file name) of these batches; a batch of no pieces
+    is one row of nulls (so that it is known); unreadable ones removed."""
+    def members(name: str) -> pl.DataFrame:
+        with pa.OSFile(str(base / name)) as f:
+            rows = pl.from_arrow(pa.ipc.open_file(f).read_all().select(["content_hash", "format"]))
+        rows = rows if len(rows) else pl.DataFrame({"content_hash": [None], "format": [None]}, schema=rows.schema)
+        return rows.with_columns(batch=pl.lit(name))
+
+    try:
+        if len(names) > 4:  # one scan (faster for many); where it fails, one at a time to find the damaged
+            held = pl.scan_ipc([str(base / n) for n in names], include_file_paths="batch").select(
+                "content_hash", "format", pl.col("batch").str.split(os.sep).list.last()).collect()
+            empty = sorted(set(names) - set(held["batch"].to_list()))
+            return pl.concat([held.cast(_INDEX_SCHEMA), *(members(n).cast(_INDEX_SCHEMA) for n in empty)])
+    except Exception:  # noqa: BLE001 (polars' and Arrow's errors alike)
+        pass
+    parts = [pl.DataFrame(schema=_INDEX_SCHEMA)]
+    for name in names:
+        try:
+            parts.append(members(name).cast(_INDEX_SCHEMA))
+        except Exception as e:  # noqa: BLE001
+            _drop_batch(base / name, f"its pieces file is unreadable ({type(e).__name__}: {e})")
+    return pl.concat(parts)
+
+
+def _cached_keys(lake: Lake) -> set[tuple[str, str]]:
+    """``(content_hash, format)`` of every file the cache holds."""
+    rows = _index_rows(_cache_dir(lake))
+    return set(zip(rows["content_hash"].to_list(), rows["format"].to_list())) - {(None, None)}
+
+
+def _notes_path(pieces: Path | str) -> Path:
+    pieces = Path(pieces)
+    return pieces.with_name(pieces.name.replace(PIECES_SUFFIX, NOTES_SUFFIX))
+
+
+def _drop_batch(pieces: Path, why: str) -> None:
+    """Remove a damaged cache batch (both files; it is a cache: its files are parsed again by
+    the next full ingestion), with a warning naming it and why."""
+    warnings.warn(f"parse cache batch {pieces.name} removed: {why}", stacklevel=3)
+    for path in (pieces, _notes_path(pieces)):
+        path.unlink(missing_ok=True)
 
 
 def cache_paths(lake: Lake, digest: str, fmt: str) -> tuple[Path, Path]:
@@ -664,7 +754,7 @@ def cache_paths(lake: Lake, digest: str, fmt: str) -> tuple[Path, Path]:
     if not len(hit):
         raise FileNotFoundError(f"no parse cache for {digest}.{fmt} under {_cache_dir(lake)}")
     pieces = Path(hit["batch"][0])
-    return pieces, pieces.with_name(pieces.name.replace(PIECES_SUFFIX, NOTES_SUFFIX))
+    return pieces, _notes_path(pieces)
 
 
 def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -698,11 +788,11 @@ def _load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.Data
     missing = wanted.filter(pl.col("batch").is_null())
     if len(missing):
         raise FileNotFoundError(f"no parse cache for {len(missing)} ingested file(s), e.g. "
-                                f"{missing['path'][0]!r} ({missing['content_hash'][0]}); re-ingest them")
+                                f"{missing['path'][0]!r} ({missing['content_hash'][0]}): {_REPARSE}")
     batches = sorted(set(wanted["batch"]))
     keys = wanted.select("content_hash", "format", "batch")
     # every piece of those batches, in file order: a note's piece is row ``offset + piece`` here
-    held = pl.scan_ipc(batches, include_file_paths="batch").collect().with_row_index("row")
+    held = _cached_pieces(batches).with_row_index("row")
     offsets = dict(held.group_by("batch").agg(pl.col("row").min()).iter_rows())
     sizes = dict(held.group_by("batch").len().iter_rows())
     pieces = held.join(keys, on=["content_hash", "format", "batch"])
@@ -714,8 +804,7 @@ def _load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.Data
     frames, runs = [], []  # each chosen piece's notes: (code, frame, first row, rows)
     for j, b in enumerate(batches):
         # memory-mapped (no copy): the notes move once, run by run, into piece-id order
-        frame = pl.from_arrow(pa.ipc.open_file(pa.memory_map(b.replace(PIECES_SUFFIX, NOTES_SUFFIX))).read_all(),
-                              rechunk=False)
+        frame = _cached_notes(Path(b), sizes[b])
         piece = frame["piece"].to_numpy()
         starts = np.flatnonzero(np.concatenate(([True], piece[1:] != piece[:-1]))) if len(piece) else piece[:0]
         lens = np.diff(np.append(starts, len(piece)))
@@ -732,6 +821,41 @@ def _load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.Data
     paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))
     pieces = pieces.join(paths, on=["content_hash", "format"]).with_columns(pl.col("now").alias("path"))
     return pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]), notes, codes, ids.tolist()
+
+
+_REPARSE = "a full ingestion (raw_scores, every path) parses them again"
+
+
+def _cached_pieces(batches: list[str]) -> pl.DataFrame:
+    """The pieces of these batches in their order, ``batch`` naming each one's file; a damaged
+    file is removed and named in a ``FileNotFoundError``."""
+    try:
+        return pl.scan_ipc(batches, include_file_paths="batch").collect()
+    except Exception:  # noqa: BLE001 (polars' and Arrow's errors alike): find the damaged one
+        for b in batches:
+            try:
+                pl.read_ipc(b)
+            except Exception as e:  # noqa: BLE001
+                why = f"its pieces file is unreadable ({type(e).__name__}: {e})"
+                _drop_batch(Path(b), why)
+                raise FileNotFoundError(f"parse cache batch {Path(b).name} removed: {why}; {_REPARSE}") from e
+        raise
+
+
+def _cached_notes(pieces: Path, n_pieces: int) -> pl.DataFrame:
+    """A batch's notes, memory-mapped (no copy); a damaged file (unreadable, or naming pieces the
+    batch does not hold) is removed and named in a ``FileNotFoundError``."""
+    path = _notes_path(pieces)
+    try:
+        frame = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(path))).read_all(), rechunk=False)
+        piece = frame["piece"]
+        if len(piece) and not (0 <= piece.min() and piece.max() < n_pieces and piece.is_sorted()):
+            raise ValueError(f"its piece column is not 0..{n_pieces - 1} in order")
+    except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
+        why = f"its notes file is unreadable ({type(e).__name__}: {e})"
+        _drop_batch(pieces, why)
+        raise FileNotFoundError(f"parse cache batch {pieces.name} removed: {why}; {_REPARSE}") from e
+    return frame
 
 
 def files_table_path(lake: Lake) -> Path:
