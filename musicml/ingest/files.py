@@ -706,8 +706,8 @@ def _batch_members(base: Path, names: list[str]) -> pl.DataFrame:
     """``content_hash, format, batch`` (the file name) of these batches; a batch of no pieces
     is one row of nulls (so that it is known); unreadable ones removed."""
     def members(name: str) -> pl.DataFrame:
-        with pa.OSFile(str(base / name)) as f:
-            rows = pl.from_arrow(pa.ipc.open_file(f).read_all().select(["content_hash", "format"]))
+        rows = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(base / name))).read_all()
+                             .select(["content_hash", "format"]))  # (mapped: the texts are not read)
         rows = rows if len(rows) else pl.DataFrame({"content_hash": [None], "format": [None]}, schema=rows.schema)
         return rows.with_columns(batch=pl.lit(name))
 
@@ -739,10 +739,10 @@ def _notes_path(pieces: Path | str) -> Path:
     return pieces.with_name(pieces.name.replace(PIECES_SUFFIX, NOTES_SUFFIX))
 
 
-def _drop_batch(pieces: Path, why: str) -> None:
+def _drop_batch(pieces: Path, why: str, stacklevel: int = 3) -> None:
     """Remove a damaged cache batch (both files; it is a cache: its files are parsed again by
     the next full ingestion), with a warning naming it and why."""
-    warnings.warn(f"parse cache batch {pieces.name} removed: {why}", stacklevel=3)
+    warnings.warn(f"parse cache batch {pieces.name} removed: {why}", stacklevel=stacklevel)
     for path in (pieces, _notes_path(pieces)):
         path.unlink(missing_ok=True)
 
@@ -836,9 +836,7 @@ def _cached_pieces(batches: list[str]) -> pl.DataFrame:
             try:
                 pl.read_ipc(b)
             except Exception as e:  # noqa: BLE001
-                why = f"its pieces file is unreadable ({type(e).__name__}: {e})"
-                _drop_batch(Path(b), why)
-                raise FileNotFoundError(f"parse cache batch {Path(b).name} removed: {why}; {_REPARSE}") from e
+                raise _damaged(Path(b), f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
         raise
 
 
@@ -852,10 +850,14 @@ def _cached_notes(pieces: Path, n_pieces: int) -> pl.DataFrame:
         if len(piece) and not (0 <= piece.min() and piece.max() < n_pieces and piece.is_sorted()):
             raise ValueError(f"its piece column is not 0..{n_pieces - 1} in order")
     except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
-        why = f"its notes file is unreadable ({type(e).__name__}: {e})"
-        _drop_batch(pieces, why)
-        raise FileNotFoundError(f"parse cache batch {pieces.name} removed: {why}; {_REPARSE}") from e
+        raise _damaged(pieces, f"its notes file is unreadable ({type(e).__name__}: {e})") from e
     return frame
+
+
+def _damaged(pieces: Path, why: str) -> FileNotFoundError:
+    """Remove a damaged batch found while reading it; the error that names it, to raise."""
+    _drop_batch(pieces, why, stacklevel=4)
+    return FileNotFoundError(f"parse cache batch {pieces.name} removed: {why}; {_REPARSE}")
 
 
 def files_table_path(lake: Lake) -> Path:
