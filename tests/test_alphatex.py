@@ -217,6 +217,10 @@ def test_percussion_articulations_and_lyrics():
         ("3.3.4 C4.4", 1, 7, "wrong note kind 'Pitched'"),
         ('3.3.4{txt "a\\qb"}', 1, 11, "unsupported escape sequence"),
         ("3.3.4 3.3.4*", 1, 12, "missing beat multiplier"),
+        ("\\tempo " + "9" * 4301 + "\n3.3.4", 1, 8, "number too long (4301 digits; at most 18)"),
+        ("3.3{tu " + "7" * 25 + "}", 1, 8, "number too long (25 digits"),
+        (":4 3.3 200.3", 1, 8, "fret 200 on string 3 sounds MIDI pitch 255, out of range 0-127"),
+        ("\\tuning (E4 B3 G3 D3 A2 C-1)\n:4 -1.6", 2, 4, "sounds MIDI pitch -1"),
     ],
 )
 def test_documented_invalid_inputs(text, line, col, fragment):

@@ -204,3 +204,22 @@ def _no_warning():
             warnings.simplefilter("error")
             yield
     return guard()
+
+
+def test_a_full_ingestion_removes_other_parser_versions_caches(tmp_path: Path, derived) -> None:
+    from musicml.ingest import PARSER_VERSION
+
+    lake = _drop(tmp_path, derived, n_abc=2)
+    cache = lake.root / "ingest" / "cache"
+    old = cache / "v1"
+    old.mkdir(parents=True)
+    (old / "x.pieces.arrow").write_bytes(b"an older version's batch")
+    (cache / "v0").symlink_to(old)  # a link is left as it is (never followed)
+    files, pieces, _ = _frames(lake, IngestConfig(isolate=False))
+    assert not old.exists() and (cache / "v0").is_symlink()
+    assert (cache / f"v{PARSER_VERSION}").is_dir()
+    assert load_parsed(lake, files)[0].equals(pieces)
+    # a requested ingestion (the sensor's few paths) leaves the folder as it is
+    old.mkdir()
+    ingest(lake, IngestConfig(isolate=False, paths=(files["path"][0],)), previous=files)
+    assert old.exists()

@@ -1,4 +1,4 @@
-"""The parse cache's on-disk notes (PARSER_VERSION 4: a piece index per note, narrow integer
+"""The parse cache's on-disk notes (since PARSER_VERSION 4: a piece index per note, narrow integer
 columns) read back as the note table parsing the files directly gives: NOTE_SCHEMA's types,
 every note, each piece's notes under its piece id."""
 
@@ -34,7 +34,7 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     shutil.copyfile(derived.band, lake.raw_dir / "band-copy.mid")  # a duplicate: read once
     result = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, result.files)
-    assert PARSER_VERSION == "4" and (result.files["parser_version"] == "4").all()
+    assert PARSER_VERSION == "5" and (result.files["parser_version"] == "5").all()
     assert pieces.schema == pl.Schema(PIECE_SCHEMA) and notes.schema == pl.Schema(NOTE_SCHEMA)
     assert len(pieces) > 128  # the big ABC file: piece indices past int8
     want = _reference(lake, result.files)

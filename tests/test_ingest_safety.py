@@ -76,7 +76,7 @@ def test_midi_headers_and_times_that_overflow(tmp_path: Path) -> None:
     _rejected(rows, "tpq0.mid", "0 ticks per quarter")
     _rejected(rows, "int32.mid", "too long")
     _rejected(rows, "far.mid", "too long", "max_quarters")
-    _rejected(rows, "smpte.mid", "corrupt MIDI")
+    _rejected(rows, "smpte.mid", "SMPTE time (25 frames per second, 40 ticks per frame): not supported")
     assert len(raw.joinpath("far.mid").read_bytes()) < 50
 
 
@@ -107,8 +107,7 @@ def test_too_many_tracks(tmp_path: Path) -> None:
 def test_alphatex_with_a_4301_digit_number(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
     (lake.raw_dir / "digits.atex").write_text("\\tempo " + "9" * 4301 + "\n.\n3.3.4 |\n")
-    rows = _rejected(_rows(lake), "digits.atex")
-    assert "4301" in rows or "digits" in rows or "number" in rows.lower()
+    _rejected(_rows(lake), "digits.atex", "digits.atex:1:8: error: number too long (4301 digits; at most 18)")
 
 
 def test_special_files_are_never_opened(tmp_path: Path) -> None:

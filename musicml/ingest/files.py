@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -46,7 +47,8 @@ from musicml.ingest.scan import Entry, read_regular, scan
 from musicml.lake import Lake, atomic_path, sha256_bytes
 from musicml.threads import pool_workers
 
-PARSER_VERSION = "4"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index
+PARSER_VERSION = "5"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
+# 5: alphaTex numbers of over 18 digits and frets outside MIDI pitches are errors, SMPTE-timed MIDI named
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
@@ -160,11 +162,16 @@ def utf8_len(text: str) -> int:
 
 
 def _check_midi_header(data: bytes, source: str) -> None:
-    """Refuse what symusic would mis-handle: a header that says 0 ticks per quarter note."""
+    """Refuse what symusic would mis-handle or misname: a header that says 0 ticks per quarter
+    note, or SMPTE time (frames per second, which symusic does not read)."""
     if data[:4] == b"MThd" and len(data) >= 14:
         division = int.from_bytes(data[12:14], "big")
         if division == 0:
             raise ScoreError(source, "MIDI header says 0 ticks per quarter note (division 0)")
+        if division & 0x8000:
+            fps, ticks = 256 - data[12], data[13]
+            raise ScoreError(source, f"MIDI header uses SMPTE time ({fps} frames per second, {ticks} ticks "
+                                     "per frame): not supported, only ticks per quarter note")
 
 
 def check_limits(score: symusic.Score, source: str, config: IngestConfig) -> None:
@@ -289,6 +296,8 @@ def ingest(
     table = _table(rows, prev)
     if request is not None:
         table = pl.concat([request.untouched, table]).sort("path")
+    elif keep is None:
+        _remove_other_versions(lake)
     return IngestResult(table, counts["parsed"], counts["reused"], time.perf_counter() - t0, counts["read"])
 
 
@@ -608,6 +617,15 @@ def piece_id(content_hash: str, index: int) -> str:
 
 def _cache_dir(lake: Lake) -> Path:
     return lake.dir("ingest", "cache", f"v{PARSER_VERSION}")
+
+
+def _remove_other_versions(lake: Lake) -> None:
+    """Remove the parse caches of other parser versions (``v<N>`` beside this one's): no row of
+    this version reads them, and a full ingestion has just parsed again what they held."""
+    here = _cache_dir(lake)
+    for other in here.parent.glob("v*"):
+        if other != here and other.is_dir() and not other.is_symlink():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:

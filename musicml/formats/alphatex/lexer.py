@@ -66,6 +66,9 @@ _WS = re.compile(r"[ \t\n\r\v]+")
 # identifier characters: anything but the terminals, whitespace and NUL ('-' is allowed)
 _WORD = re.compile(r"[^/\"'.:(){}|*\\ \t\n\r\v\x00]+")
 _INT = re.compile(r"-?[0-9]+")
+# longest number kept as written: every alphaTex number (fret, string, duration, tempo, ...) is
+# far shorter, and a longer one (thousands of digits) would be costly, or refused, to convert
+MAX_NUMBER_DIGITS = 18
 _DQ_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.S)
 _SQ_BODY = re.compile(r"(?:[^'\\]|\\.)*", re.S)
 _ESCAPES = {"\\": "\\", "n": "\n", "N": "\n", "r": "\r", "R": "\r", "t": "\t", "T": "\t"}
@@ -242,6 +245,11 @@ def tokenize(text: str, source: str = "<string>") -> tuple[list[Token], list[Dia
         word = m.group()
         end = m.end()
         if int_full(word):
+            digits = len(word) - (word[0] == "-")
+            if digits > MAX_NUMBER_DIGITS:
+                diags.append(Diagnostic(ERROR, line, pos - line_start + 1,
+                                        f"number too long ({digits} digits; at most {MAX_NUMBER_DIGITS})", source))
+                word = word[:len(word) - digits + MAX_NUMBER_DIGITS]  # kept short: the text is refused anyway
             append((NUMBER, word, pos, end, line, pos - line_start + 1))
         else:
             append((IDENT, word, pos, end, line, pos - line_start + 1))

@@ -251,6 +251,9 @@ def _check_note(note: Note, info: StaffInfo, nstrings: int, kind_name, err) -> N
         s = note.string
         if s is None or s < 1 or s > nstrings:
             err(note.pos, f"string {s} is out of range: the tuning has strings 1-{nstrings}")
+        elif isinstance(v, int) and not 0 <= info.tuning[s - 1] + v + info.capo <= 127:
+            err(note.pos, f"fret {v} on string {s} sounds MIDI pitch {info.tuning[s - 1] + v + info.capo}, "
+                          "out of range 0-127")
     elif k == PITCHED and isinstance(v, int) and not 0 <= v <= 127:
         err(note.pos, f"MIDI pitch {v} out of range 0-127")
 
