@@ -217,6 +217,11 @@ def test_percussion_articulations_and_lyrics():
         ("3.3.4 C4.4", 1, 7, "wrong note kind 'Pitched'"),
         ('3.3.4{txt "a\\qb"}', 1, 11, "unsupported escape sequence"),
         ("3.3.4 3.3.4*", 1, 12, "missing beat multiplier"),
+        ("\\ts (999 4)\n3.3.4", 1, 1, "invalid time signature 999/4 (numerator 1-255"),
+        ("\\ac {x 1} 3.3.4", 1, 5, "metadata '\\ac' takes no properties"),
+        ("3.3{tu (0.5)}", 1, 5, "invalid tuplet 0.5"),
+        ('3.3{b ic ("x")}', 1, 7, "unknown note property 'ic'"),  # with parentheses as without
+        ("\\instrument percussion\n316", 2, 1, "unknown percussion articulation 316"),
         ("\\tempo " + "9" * 4301 + "\n3.3.4", 1, 8, "number too long (4301 digits; at most 18)"),
         ("3.3{tu " + "7" * 25 + "}", 1, 8, "number too long (25 digits"),
         (":4 3.3 200.3", 1, 8, "fret 200 on string 3 sounds MIDI pitch 255, out of range 0-127"),
@@ -277,6 +282,17 @@ def test_parse_never_raises_on_garbage():
     ]:
         r = parse(text)
         assert isinstance(r.ast, Score)
+
+
+@pytest.mark.parametrize("text", ["\\ac{", "\\ac {x 1} 3.3", "\\ts(999 4", "\\ts (300 4)\n3.3.4", "6{tu(0.2",
+                                  "\\instrument percussion)316", '\\track{r""instrument percussion{""999'])
+def test_what_fuzzing_found_round_trips_and_converts(text):
+    """Inputs with errors that once broke the round trip or the conversion to notes: the tree
+    recovered from them serializes to text that parses back to the same tree, and converts."""
+    r = parse(text)
+    assert not r.ok
+    assert parse(serialize(r.ast)).ast == r.ast
+    to_score(r.ast)
 
 
 # -------------------------------------------------------------------------------- notes

@@ -48,7 +48,8 @@ from musicml.lake import Lake, atomic_path, sha256_bytes
 from musicml.threads import pool_workers
 
 PARSER_VERSION = "5"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
-# 5: alphaTex numbers of over 18 digits and frets outside MIDI pitches are errors, SMPTE-timed MIDI named
+# 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
+# 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch

@@ -93,7 +93,7 @@ def _prop(props: list[Property], name: str) -> Property | None:
 def tuplet_ratio(p: Property | None) -> Fraction:
     if p is None:
         return Fraction(1)
-    nums = [int(v) for v in p.values if isinstance(v, (int, float)) and v > 0]
+    nums = [v for v in p.values if isinstance(v, int) and v > 0]  # others are errors (semantics)
     if not nums:
         return Fraction(1)
     n = nums[0]
@@ -146,7 +146,7 @@ def _masterbars(ast: Score):
                     for m in bar.metadata:
                         if m.tag == "ts" and ts[i] is None:
                             if len(m.values) == 2 and all(
-                                isinstance(v, int) and v > 0 for v in m.values
+                                isinstance(v, int) and 0 < v <= 255 for v in m.values  # MIDI's bytes
                             ):
                                 ts[i] = (int(m.values[0]), int(m.values[1]))
                             elif m.values and str(m.values[0]).lower() == "common":
@@ -237,23 +237,23 @@ def _note_pitch(note, info: StaffInfo) -> int | None:
     v = note.value
     if info.percussion:
         if isinstance(v, int):
-            return I.articulation_output(v)
-        name = str(v)
-        if name.lower() in info.articulations:
-            return I.articulation_output(info.articulations[name.lower()])
-        a = I.articulation_id(name)
-        return None if a is None else I.articulation_output(a)
-    if isinstance(v, int):
+            p = I.articulation_output(v)  # an unknown id sounds as itself (an error when outside 0-127)
+        else:
+            name = str(v)
+            a = info.articulations[name.lower()] if name.lower() in info.articulations else I.articulation_id(name)
+            p = None if a is None else I.articulation_output(a)
+    elif isinstance(v, int):
         if note.string is not None:
             if not info.tuning or not 1 <= note.string <= len(info.tuning):
                 return None
             p = info.tuning[note.string - 1] + v + info.capo
         else:
             p = v
-        return p if 0 <= p <= 127 else None
-    if isinstance(v, (Ident, str)):
-        return I.parse_pitch(str(v))
-    return None
+    elif isinstance(v, (Ident, str)):
+        p = I.parse_pitch(str(v))
+    else:
+        return None
+    return p if p is not None and 0 <= p <= 127 else None
 
 
 def _walk_voice(voice, info: StaffInfo, ti, si, vi, starts, ts, ac, events, tl: Timeline) -> None:

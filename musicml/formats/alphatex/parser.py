@@ -346,6 +346,8 @@ class _Parser:
         name = tok[1].lower()
         sig = table.get(name, _MISSING) if table is not None else None
         if self.toks[self.i][0] == LPAREN:
+            if sig is _MISSING:  # as without parentheses (else its canonical form, bare, is refused)
+                self.error(tok, f"unknown {context} property '{tok[1]}'")
             values = self.value_list()
         elif sig is _MISSING:
             self.error(tok, f"unknown {context} property '{tok[1]}'")
@@ -446,6 +448,8 @@ class _Parser:
     def _meta_props(self, name, prop_table, sig):
         if prop_table is None and sig is not _MISSING:
             self.error(self.toks[self.i], f"metadata '\\{name}' takes no properties")
+            self.properties(prop_table, f"'\\{name}'")
+            return None  # read past and left out of the tree (the tag never has any)
         return self.properties(prop_table, f"'\\{name}'")
 
     # -- beats -------------------------------------------------------------------------------

@@ -171,10 +171,11 @@ def _check_staff(staff: Staff, info: StaffInfo, err) -> None:
                     num, den = m.values
                     if (
                         not (isinstance(num, int) and isinstance(den, int))
-                        or num < 1
+                        or not 1 <= num <= 255
                         or den not in (1, 2, 4, 8, 16, 32, 64)
                     ):
-                        err(m.pos, f"invalid time signature {num}/{den}")
+                        err(m.pos, f"invalid time signature {num}/{den} (numerator 1-255, denominator "
+                                   "1, 2, 4, ... 64)")
                 elif (
                     m.tag == "tempo"
                     and m.values
@@ -207,7 +208,7 @@ def _check_staff(staff: Staff, info: StaffInfo, err) -> None:
 def _check_tuplets(props, err) -> None:
     for p in props:
         if p.name == "tu":
-            nums = [v for v in p.values if isinstance(v, (int, float))]
+            nums = [v for v in p.values if isinstance(v, int)]  # whole numbers of notes
             if not nums or len(nums) != len(p.values) or any(v <= 0 for v in nums) or len(nums) > 2:
                 err(p.pos, f"invalid tuplet {' '.join(str(v) for v in p.values)}")
 
