@@ -186,21 +186,24 @@ def test_same_bytes_as_two_formats_are_each_read(tmp_path: Path) -> None:
     assert "copy.atex" in rows["copy.atex"]["reason"]
 
 
-def test_abc_include_never_reads_outside_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("eol", ["\n", "\r", "\r\n"])  # "\r": old Macintosh line ends, where a
+def test_abc_include_never_reads_outside_files(tmp_path: Path, eol: str) -> None:  # directive once blanked the rest
     lake = _lake(tmp_path)
     secret = tmp_path / "secret.abc"
     secret.write_text("X:1\nT:SECRET-TITLE\nL:1/8\nK:C\n" + "^c'^c'^c'^c' " * 8 + "|\n")
-    (lake.raw_dir / "inc.abc").write_text(f"X:1\nT:Includer\nL:1/8\nK:C\n%%abc-include {secret}\nCDEF|\n"
-                                          f"I:abc-include {secret}\nGABc|\n")
+    (lake.raw_dir / "inc.abc").write_bytes(eol.join(["X:1", "T:Includer", "L:1/8", "K:C", f"%%abc-include {secret}",
+                                                     "CDEF|", f"I:abc-include {secret}", "GABc|", ""]).encode())
     rows = _rows(lake)
     row = rows["inc.abc"]
     assert row["status"] == "ingested"
-    assert sum("include directive removed" in p for p in row["problems"]) == 2
+    assert [p.split(": warning")[0] for p in row["problems"] if "include directive removed" in p] == [
+        "inc.abc:5:1", "inc.abc:7:1"]
     pieces, notes = load_parsed(lake, pl.DataFrame([*rows.values()]))
     text = pieces.filter(pl.col("path") == "inc.abc")["text"][0]
     assert "SECRET" not in text and "abc-include" not in text
     pid = pieces.filter(pl.col("path") == "inc.abc")["piece_id"][0]
-    assert 85 not in notes.filter(pl.col("piece_id") == pid)["pitch"].to_list()  # ^c' is never played
+    pitches = notes.filter(pl.col("piece_id") == pid)["pitch"].to_list()
+    assert 85 not in pitches and len(pitches) == 8  # ^c' is never played; the tune's own 8 notes are
     for path in lake.root.rglob("*"):
         if path.is_file():
             assert b"SECRET-TITLE" not in path.read_bytes(), path

@@ -121,8 +121,9 @@ def read_abc(text: str, source: str, *, max_tunes: int | None = None) -> tuple[l
     """Parse every tune; returns ``(good tunes, problems)``. Raises if no tune is readable.
 
     Include directives are removed first (:func:`strip_includes`); tunes without a key and a
-    line of music are skipped unread; more than ``max_tunes`` tunes is an error."""
-    text, problems = strip_includes(text, source)
+    line of music are skipped unread; more than ``max_tunes`` tunes is an error. Line ends are
+    made ``\n`` first (old Macintosh files end lines with ``\r`` alone)."""
+    text, problems = strip_includes(text.replace("\r\n", "\n").replace("\r", "\n"), source)
     tunes = split_tunes(text)
     if not tunes:
         raise ScoreError(source, "no ABC tune found (empty file or no X: header)")
