@@ -80,6 +80,30 @@ def test_decode_cp1252_fallback() -> None:
     assert decode_text(data, "old.abc") == ("X:1\nT:Caf\u00e9 \u2019s reel\nK:G\n", "cp1252")
 
 
+@pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+                                           (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be")])
+def test_decode_utf16_and_utf32_by_their_byte_order_mark(bom: bytes, codec: str) -> None:
+    text = "X:1\nT:Caf\u00e9 \u266f\nK:G\nGABc|\n"
+    assert decode_text(bom + text.encode(codec), "win.abc") == (text, codec[:6])
+
+
+def test_decode_utf16_errors_name_line_and_column() -> None:
+    with pytest.raises(ScoreError, match=r"^cut\.abc:2:3: not valid UTF-16 text \(unexpected end of data\)"):
+        decode_text(b"\xff\xfe" + "X:1\nT:".encode("utf-16-le") + b"\x00\xd8", "cut.abc")
+    with pytest.raises(ScoreError, match=r"^ctl\.abc:2:1: binary data .*U\+0001"):
+        decode_text(b"\xff\xfe" + "X:1\n\x01".encode("utf-16-le"), "ctl.abc")
+
+
+def test_decode_utf16_without_byte_order_mark_is_named() -> None:
+    for codec in ("utf-16-le", "utf-16-be"):
+        with pytest.raises(ScoreError, match="UTF-16 text without a byte-order mark"):
+            decode_text("X:1\nT:Caf\u00e9\nK:C\ncdef|\n".encode(codec), "nobom.abc")
+    midi = derived_corpus().midi[0].read_bytes()  # binary: NULs anywhere, not named UTF-16
+    with pytest.raises(ScoreError) as info:
+        decode_text(midi, "renamed.abc")
+    assert "UTF-16" not in str(info.value)
+
+
 def test_decode_cp1252_refused_without_legacy() -> None:
     data = "X:1\nT:Caf\u00e9\n".encode("cp1252")
     with pytest.raises(ScoreError) as info:

@@ -480,3 +480,15 @@ def test_pool_takes_tasks_as_workers_need_them() -> None:
         pool.close()
     assert sorted(answered) == sorted(f"f{k}.mid" for k in range(200))
     assert pulled_at_first <= 3 * 4  # the batch answered, the next one sent, and one being made
+
+
+def test_text_scores_in_utf16_are_ingested_and_without_a_mark_named(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    tune = "X:1\nT:Caf\u00e9\nL:1/8\nK:G\nGABc dedB|\n"
+    (lake.raw_dir / "windows.abc").write_bytes(b"\xff\xfe" + tune.encode("utf-16-le"))
+    (lake.raw_dir / "tab.atex").write_bytes(b"\xfe\xff" + '\\title "Caf\u00e9"\n.\n3.3 5.2 |\n'.encode("utf-16-be"))
+    (lake.raw_dir / "nomark.abc").write_bytes(tune.encode("utf-16-le"))
+    rows = _rows(lake)
+    assert (rows["windows.abc"]["status"], rows["windows.abc"]["encoding"]) == ("ingested", "utf-16")
+    assert (rows["tab.atex"]["status"], rows["tab.atex"]["encoding"]) == ("ingested", "utf-16")
+    _rejected(rows, "nomark.abc", "UTF-16 text without a byte-order mark")

@@ -19,13 +19,20 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
 def decode_text(data: bytes, source: str, *, allow_legacy: bool = True) -> tuple[str, str]:
     """Decode ``data`` to text; returns ``(text, encoding)``.
 
-    UTF-8 (a BOM is dropped) is tried first. Where it fails and ``allow_legacy`` is set, cp1252
+    UTF-16 and UTF-32 are read where their byte-order mark says so (UTF-16 without one is named
+    as such); otherwise UTF-8 (a BOM is dropped) is tried first. Where it fails and ``allow_legacy`` is set, cp1252
     is accepted if the result holds no control characters (old ABC collections are often
     Windows-1252); anything else raises :class:`ScoreError` naming the first bad byte's line
     and column.
     """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    for bom, encoding in _UNICODE_BOMS:  # what Windows editors save as "Unicode"
+        if data.startswith(bom):
+            return _decode_unicode(data[len(bom):], encoding, source), encoding.rstrip("-lbe")
+    if _utf16_without_bom(data):
+        raise ScoreError(source, "UTF-16 text without a byte-order mark (NUL bytes between the characters): "
+                                 "save it as UTF-8, or as UTF-16 with its byte-order mark")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -46,6 +53,37 @@ def decode_text(data: bytes, source: str, *, allow_legacy: bool = True) -> tuple
         col = bad - (text.rfind("\n", 0, bad) + 1) + 1
         raise ScoreError(source, f"binary data in a text file (control character U+{ord(text[bad]):04X})", line, col)
     return text, "utf-8"
+
+
+# UTF-32's little-endian mark begins with UTF-16's: it is looked for first
+_UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                 (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _utf16_without_bom(data: bytes) -> bool:
+    """Whether NUL bytes fill one byte of most pairs and almost none of the other (ASCII-range
+    UTF-16), unlike binary data, whose NULs fall anywhere."""
+    half = len(data) // 2
+    if half < 2:
+        return False
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    return max(even, odd) > 0.4 * half and min(even, odd) < 0.05 * half
+
+
+def _decode_unicode(data: bytes, encoding: str, source: str) -> str:
+    """Text after a UTF-16 or UTF-32 byte-order mark; a bad unit or a control character named
+    with its line and column."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        good = data[: err.start].decode(encoding, errors="replace")
+        line, col = good.count("\n") + 1, len(good) - (good.rfind("\n") + 1) + 1
+        raise ScoreError(source, f"not valid {encoding.upper()[:6]} text ({err.reason})", line, col) from None
+    bad = _first_control(text)
+    if bad is not None:
+        line, col = text.count("\n", 0, bad) + 1, bad - (text.rfind("\n", 0, bad) + 1) + 1
+        raise ScoreError(source, f"binary data in a text file (control character U+{ord(text[bad]):04X})", line, col)
+    return text
 
 
 def _first_control(text: str) -> int | None:

@@ -49,7 +49,8 @@ from musicml.threads import pool_workers
 
 PARSER_VERSION = "5"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
 # 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
-# 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named
+# 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named;
+# text in UTF-16 or UTF-32 read by its byte-order mark
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
