@@ -41,7 +41,7 @@ def _from_abc(text: str) -> symusic.Score:
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("a.mid", "midi"), ("a.MIDI", "midi"), ("b.abc", "abc"), ("c.atex", "atex"), ("c.alphatex", "atex"),
+    [("a.mid", "midi"), ("a.MIDI", "midi"), ("song.kar", "midi"), ("s.SMF", "midi"), ("b.abc", "abc"), ("c.atex", "atex"), ("c.alphatex", "atex"),
      ("d.txt", None), ("noext", None), ("x.mid.bak", None)],
 )
 def test_detect_format(name: str, fmt: str | None) -> None:
