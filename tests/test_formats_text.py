@@ -167,8 +167,10 @@ def test_load_midi_truncated(derived) -> None:
 
 
 def test_load_midi_not_midi() -> None:
-    with pytest.raises(ScoreError, match=r"^fake\.mid: not a Standard MIDI File: header is b'RIFF'"):
+    with pytest.raises(ScoreError, match=r"^fake\.mid: not a Standard MIDI File: a RIFF file of type b'WAVE'"):
         load_midi(b"RIFF\x00\x00\x00\x00WAVEfmt junk junk", "fake.mid")
+    with pytest.raises(ScoreError, match=r"^fake\.mid: not a Standard MIDI File: header is b'OggS'"):
+        load_midi(b"OggS\x00\x02" + b"\x00" * 20, "fake.mid")
 
 
 @pytest.mark.parametrize("path", [derived_corpus().empty_midi, *shared_files(

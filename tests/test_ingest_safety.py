@@ -492,3 +492,23 @@ def test_text_scores_in_utf16_are_ingested_and_without_a_mark_named(tmp_path: Pa
     assert (rows["windows.abc"]["status"], rows["windows.abc"]["encoding"]) == ("ingested", "utf-16")
     assert (rows["tab.atex"]["status"], rows["tab.atex"]["encoding"]) == ("ingested", "utf-16")
     _rejected(rows, "nomark.abc", "UTF-16 text without a byte-order mark")
+
+
+def test_riff_midi_is_unwrapped_and_other_riff_named(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    smf = midi_bytes(96)
+
+    def riff(kind: bytes, *chunks: tuple[bytes, bytes]) -> bytes:
+        body = kind + b"".join(i + len(p).to_bytes(4, "little") + p + b"\0" * (len(p) & 1) for i, p in chunks)
+        return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+    (lake.raw_dir / "win.rmi").write_bytes(riff(b"RMID", (b"LIST", b"INFOodd"), (b"data", smf)))
+    (lake.raw_dir / "plain.mid").write_bytes(smf)  # the same notes: a musical duplicate later, not here
+    (lake.raw_dir / "sound.mid").write_bytes(riff(b"WAVE", (b"fmt ", b"\0" * 16)))
+    (lake.raw_dir / "nodata.mid").write_bytes(riff(b"RMID", (b"LIST", b"INFO")))
+    (lake.raw_dir / "smpte_in_riff.rmi").write_bytes(riff(b"RMID", (b"data", midi_bytes(0xE728))))
+    rows = _rows(lake)
+    assert rows["win.rmi"]["status"] == rows["plain.mid"]["status"] == "ingested"
+    _rejected(rows, "sound.mid", "a RIFF file of type b'WAVE', not RIFF MIDI")
+    _rejected(rows, "nodata.mid", "RIFF MIDI file without a 'data' chunk")
+    _rejected(rows, "smpte_in_riff.rmi", "SMPTE time")

@@ -50,7 +50,7 @@ from musicml.threads import pool_workers
 PARSER_VERSION = "5"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
 # 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
 # 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named;
-# text in UTF-16 or UTF-32 read by its byte-order mark
+# text in UTF-16 or UTF-32 read by its byte-order mark; RIFF MIDI unwrapped
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
@@ -144,8 +144,6 @@ def parse_bytes(data: bytes, fmt: str, source: str, config: IngestConfig | None 
         raise ScoreError(source, f"file too large ({len(data)} bytes > max_file_bytes {config.max_file_bytes})")
     if fmt not in FORMATS:
         raise ScoreError(source, f"unsupported format {fmt!r}")
-    if fmt == "midi":
-        _check_midi_header(data, source)
     parsed = get_format(fmt).read(data, source, grid=config.midi_grid, max_pieces=config.max_pieces,
                                   check=lambda score, where: check_limits(score, where, config))
     notes = sum(p.score.note_num() for p in parsed.pieces)
@@ -161,19 +159,6 @@ def parse_bytes(data: bytes, fmt: str, source: str, config: IngestConfig | None 
 def utf8_len(text: str) -> int:
     """The UTF-8 byte count of ``text`` (without encoding it where it is ASCII, as MIDI text is)."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _check_midi_header(data: bytes, source: str) -> None:
-    """Refuse what symusic would mis-handle or misname: a header that says 0 ticks per quarter
-    note, or SMPTE time (frames per second, which symusic does not read)."""
-    if data[:4] == b"MThd" and len(data) >= 14:
-        division = int.from_bytes(data[12:14], "big")
-        if division == 0:
-            raise ScoreError(source, "MIDI header says 0 ticks per quarter note (division 0)")
-        if division & 0x8000:
-            fps, ticks = 256 - data[12], data[13]
-            raise ScoreError(source, f"MIDI header uses SMPTE time ({fps} frames per second, {ticks} ticks "
-                                     "per frame): not supported, only ticks per quarter note")
 
 
 def check_limits(score: symusic.Score, source: str, config: IngestConfig) -> None:

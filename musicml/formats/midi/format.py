@@ -42,7 +42,8 @@ def path_stem(source: str) -> str:
 
 class MidiFormat(Format):
     name = "midi"
-    extensions = (".mid", ".midi", ".kar", ".smf")  # .kar: karaoke MIDI (a standard MIDI file with lyrics)
+    # .kar: karaoke MIDI (a standard MIDI file with lyrics); .rmi: RIFF MIDI (unwrapped)
+    extensions = (".mid", ".midi", ".kar", ".smf", ".rmi")
     text_suffix = ".miditext"
 
     def read(self, data: bytes, source: str, *, grid: int | None = None, max_pieces: int | None = None,
