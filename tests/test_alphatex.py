@@ -220,6 +220,8 @@ def test_percussion_articulations_and_lyrics():
         ("\\ts (999 4)\n3.3.4", 1, 1, "invalid time signature 999/4 (numerator 1-255"),
         ("\\ac {x 1} 3.3.4", 1, 5, "metadata '\\ac' takes no properties"),
         ("3.3{tu (0.5)}", 1, 5, "invalid tuplet 0.5"),
+        ("\\title x\r.\r3.3.4 3.3.5 |", 3, 7, "invalid duration 5"),  # lines ended by \r alone
+        ("\\title x\r\n.\r\n3.3.4 3.3.5 |", 3, 7, "invalid duration 5"),
         ('3.3{b ic ("x")}', 1, 7, "unknown note property 'ic'"),  # with parentheses as without
         ("\\instrument percussion\n316", 2, 1, "unknown percussion articulation 316"),
         ("\\tempo " + "9" * 4301 + "\n3.3.4", 1, 8, "number too long (4301 digits; at most 18)"),

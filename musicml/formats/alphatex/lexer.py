@@ -129,7 +129,10 @@ def _decode_escapes(
 
 
 def tokenize(text: str, source: str = "<string>") -> tuple[list[Token], list[Diagnostic]]:
-    """Tokens of ``text`` (always ending with an EOF token) and the lexical diagnostics."""
+    """Tokens of ``text`` (always ending with an EOF token) and the lexical diagnostics. Lines
+    end at ``\n``, ``\r\n`` or a lone ``\r`` (old Macintosh files)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     tokens: list[Token] = []
     diags: list[Diagnostic] = []
     append = tokens.append
