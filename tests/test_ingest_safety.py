@@ -512,3 +512,17 @@ def test_riff_midi_is_unwrapped_and_other_riff_named(tmp_path: Path) -> None:
     _rejected(rows, "sound.mid", "a RIFF file of type b'WAVE', not RIFF MIDI")
     _rejected(rows, "nodata.mid", "RIFF MIDI file without a 'data' chunk")
     _rejected(rows, "smpte_in_riff.rmi", "SMPTE time")
+
+
+def test_abc_reader_failures_read_the_same_on_any_machine(tmp_path: Path) -> None:
+    """abc2midi's exit names no install or temp path (its first error instead); symusic's
+    out-of-range values are said in words."""
+    lake = _lake(tmp_path)
+    (lake.raw_dir / "div.abc").write_text("X:1\nK:C\nc/99999999|\n")
+    (lake.raw_dir / "high.abc").write_text("X:1\nK:C\nc''''''''''''''|\n")
+    (lake.raw_dir / "prog.abc").write_text("X:1\nK:C\n%%MIDI program 999\ncd|\n")
+    rows = _rows(lake)
+    reason = _rejected(rows, "div.abc", "abc2midi failed (exit code 1); first problem: div.abc:3:1: error:")
+    assert not any(w in reason for w in ("site-packages", "bin/", "<temp file>", "/tmp")), reason
+    _rejected(rows, "high.abc", "a pitch of 240 after conversion, outside MIDI's 0-127")
+    _rejected(rows, "prog.abc", "a program of 231 after conversion, outside MIDI's 0-127")

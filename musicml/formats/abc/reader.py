@@ -98,7 +98,8 @@ def parse_tune(tune: Tune, source: str) -> Tune:
             failure = str(err)
     tune.messages = [_relocate(line, tune.line, source) for line in out]
     if score is None:
-        raise ScoreError(source, f"tune {tune.index + 1} ({tune.title or 'untitled'}): {failure}", tune.line)
+        raise ScoreError(source, f"tune {tune.index + 1} ({tune.title or 'untitled'}): "
+                                 f"{_failure_text(failure, tune.messages)}", tune.line)
     if score.note_num() == 0:
         first = next((m for m in tune.messages if ": error:" in m), None)
         detail = f"; first problem: {first}" if first else ""
@@ -107,6 +108,23 @@ def parse_tune(tune: Tune, source: str) -> Tune:
         )
     tune.score = score
     return tune
+
+
+_EXITED = re.compile(r"^Process exited with code (-?\d+)")
+_OUT_OF_RANGE = re.compile(r"^Get (pitch|velocity|program)=(-?\d+)$")
+_RANGES = {"pitch": "0-127", "velocity": "1-127", "program": "0-127"}
+
+
+def _failure_text(failure: str, messages: list[str]) -> str:
+    """symusic's error in words that hold for any machine: abc2midi's exit (its command line
+    names this install's and temp paths) with its first error, and values out of MIDI's range."""
+    if m := _EXITED.match(failure):
+        first = next((x for x in messages if ": error:" in x), None)
+        return f"abc2midi failed (exit code {m.group(1)})" + (f"; first problem: {first}" if first else "")
+    if m := _OUT_OF_RANGE.match(failure.strip()):
+        kind, value = m.groups()
+        return f"a {kind} of {value} after conversion, outside MIDI's {_RANGES[kind]}"
+    return failure
 
 
 def _relocate(message: str, first_line: int, source: str) -> str:
