@@ -526,3 +526,6 @@ def test_abc_reader_failures_read_the_same_on_any_machine(tmp_path: Path) -> Non
     assert not any(w in reason for w in ("site-packages", "bin/", "<temp file>", "/tmp")), reason
     _rejected(rows, "high.abc", "a pitch of 240 after conversion, outside MIDI's 0-127")
     _rejected(rows, "prog.abc", "a program of 231 after conversion, outside MIDI's 0-127")
+    (lake.raw_dir / "key.abc").write_text("X:1\nK:Hm\ncdef|\n")
+    _rejected(_rows(lake), "key.abc", "abc2midi wrote no MIDI; first problem: key.abc:2:1: error: First K: field must "
+                                      "specify key signature")

@@ -111,6 +111,7 @@ def parse_tune(tune: Tune, source: str) -> Tune:
 
 
 _EXITED = re.compile(r"^Process exited with code (-?\d+)")
+_NO_OUTPUT = re.compile(r"^abc2midi did not create ")
 _OUT_OF_RANGE = re.compile(r"^Get (pitch|velocity|program)=(-?\d+)$")
 _RANGES = {"pitch": "0-127", "velocity": "1-127", "program": "0-127"}
 
@@ -118,9 +119,12 @@ _RANGES = {"pitch": "0-127", "velocity": "1-127", "program": "0-127"}
 def _failure_text(failure: str, messages: list[str]) -> str:
     """symusic's error in words that hold for any machine: abc2midi's exit (its command line
     names this install's and temp paths) with its first error, and values out of MIDI's range."""
+    first = next((x for x in messages if ": error:" in x), None)
+    problem = f"; first problem: {first}" if first else ""
     if m := _EXITED.match(failure):
-        first = next((x for x in messages if ": error:" in x), None)
-        return f"abc2midi failed (exit code {m.group(1)})" + (f"; first problem: {first}" if first else "")
+        return f"abc2midi failed (exit code {m.group(1)}){problem}"
+    if _NO_OUTPUT.match(failure):
+        return f"abc2midi wrote no MIDI{problem}"
     if m := _OUT_OF_RANGE.match(failure.strip()):
         kind, value = m.groups()
         return f"a {kind} of {value} after conversion, outside MIDI's {_RANGES[kind]}"
