@@ -20,10 +20,10 @@ def decode_text(data: bytes, source: str, *, allow_legacy: bool = True) -> tuple
     """Decode ``data`` to text; returns ``(text, encoding)``.
 
     UTF-16 and UTF-32 are read where their byte-order mark says so (UTF-16 without one is named
-    as such); otherwise UTF-8 (a BOM is dropped) is tried first. Where it fails and ``allow_legacy`` is set, cp1252
-    is accepted if the result holds no control characters (old ABC collections are often
-    Windows-1252); anything else raises :class:`ScoreError` naming the first bad byte's line
-    and column.
+    as such); otherwise UTF-8 (a BOM is dropped) is tried first. Where it fails and
+    ``allow_legacy`` is set, cp1252 is accepted if the result holds no control characters (old
+    ABC collections are often Windows-1252); anything else raises :class:`ScoreError` naming the
+    first bad byte's line and column.
     """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -47,12 +47,17 @@ def decode_text(data: bytes, source: str, *, allow_legacy: bool = True) -> tuple
         raise ScoreError(
             source, f"not valid UTF-8 text (byte 0x{data[err.start]:02x}: {err.reason})", line, col
         ) from None
+    return _refuse_control(text, source), "utf-8"
+
+
+def _refuse_control(text: str, source: str) -> str:
+    """``text``, unless it holds a control character: then a :class:`ScoreError` at its place."""
     bad = _first_control(text)
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
         col = bad - (text.rfind("\n", 0, bad) + 1) + 1
         raise ScoreError(source, f"binary data in a text file (control character U+{ord(text[bad]):04X})", line, col)
-    return text, "utf-8"
+    return text
 
 
 # UTF-32's little-endian mark begins with UTF-16's: it is looked for first
@@ -79,11 +84,7 @@ def _decode_unicode(data: bytes, encoding: str, source: str) -> str:
         good = data[: err.start].decode(encoding, errors="replace")
         line, col = good.count("\n") + 1, len(good) - (good.rfind("\n") + 1) + 1
         raise ScoreError(source, f"not valid {encoding.upper()[:6]} text ({err.reason})", line, col) from None
-    bad = _first_control(text)
-    if bad is not None:
-        line, col = text.count("\n", 0, bad) + 1, bad - (text.rfind("\n", 0, bad) + 1) + 1
-        raise ScoreError(source, f"binary data in a text file (control character U+{ord(text[bad]):04X})", line, col)
-    return text
+    return _refuse_control(text, source)
 
 
 def _first_control(text: str) -> int | None:
