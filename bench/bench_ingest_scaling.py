@@ -7,9 +7,10 @@ round, in this one process and alternating so that a loaded machine slows all al
 
 * ``symusic``: ``symusic.Score.from_midi`` on every file's bytes (the raw parse rate, one core);
 * ``in_process``: ingestion with ``isolate=False`` (one core does everything: hashing, parsing,
-  MIDI text, note tables, batched cache writes), then the ``parsed_scores`` step
-  (:func:`musicml.workflow.parse_step`: pieces with their training text and the note table read
-  back from the cache and written as the lake's ``parsed/`` parquet tables);
+  MIDI text, note tables, batched cache writes: each batch's notes as a parquet part of the
+  lake's note table), then the ``parsed_scores`` step (:func:`musicml.workflow.parse_step`: the
+  pieces with their training text written as ``parsed/pieces.parquet``, the note table's parts
+  published from the cache, :mod:`musicml.ingest.parsed`);
 * ``workers_N``: a first ingestion on a fresh lake with N isolated reader processes, for N = 1 and
   every core (``available_cores()``), and its ``parsed_scores`` step.
 
@@ -25,10 +26,12 @@ say what they were).
 ``--stages`` adds ``stages``: one worker's path taken apart, in this process's CPU time (what a
 loaded machine disturbs least), batch by batch interleaved with symusic's parse of the same files,
 best of ``--rounds``: microseconds per file and times symusic's parse for the parse, the note
-columns, the MIDI text, the note table arrays (each piece's notes sorted), the piece statistics and the notes' Arrow table
-(``notes_table``), then ``batch_add`` (all of a worker's per-file work: reading, checks, text, tables) and
-``batch_write`` (the cache batch written: the notes' table and file, and the pieces' file, Arrow
-IPC with ``NOTES_COMPRESSION`` and ``PIECES_COMPRESSION`` of :mod:`musicml.ingest.files`), and
+columns, the MIDI text, the note table arrays (each piece's notes sorted), the piece statistics and
+the batch's notes as one Arrow table (``notes_table``) and that table written as its parquet part
+(``notes_part_write``: part of ``batch_write``), then ``batch_add`` (all of a worker's
+per-file work: reading, checks, text, tables) and ``batch_write`` (the cache batch written: the
+notes' table and its parquet part with ``NOTES_PART_PARQUET``, the pieces' Arrow IPC file with
+``PIECES_COMPRESSION``, :mod:`musicml.ingest.files`), and
 ``add_rest``: ``batch_add`` less the parse, columns, text, note arrays and statistics (the checks,
 the title, the piece rows).
 """
@@ -43,15 +46,16 @@ import time
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import symusic
 
 from musicml import workflow
 from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.text import encode
 from musicml.ingest import IngestConfig, files_table_path, ingest
-from musicml.ingest.files import BATCH_FILES, CacheBatch, warm_up
+from musicml.ingest.files import BATCH_FILES, NOTES_PART_PARQUET, CacheBatch, warm_up
 from musicml.ingest.isolation import pool
-from musicml.ingest.note_table import notes_batch_table, piece_stats, sorted_note_arrays
+from musicml.ingest.note_table import notes_part_table, piece_stats, sorted_note_arrays
 from musicml.lake import Lake, sha256_bytes, write_parquet
 from musicml.threads import available_cores, pool_workers
 
@@ -93,7 +97,7 @@ def ingest_seconds(raw: Path, work: Path, config: IngestConfig) -> tuple[float, 
     t0, c0 = time.perf_counter(), time.process_time()
     pieces, notes = workflow.parse_step(lake)
     t_parse, c_parse = time.perf_counter() - t0, time.process_time() - c0
-    assert len(pieces) and len(notes)
+    assert len(pieces) and notes.rows
     shutil.rmtree(lake_root)
     reasons = sorted(result.files.filter(result.files["status"] == "rejected")["reason"].to_list())
     return result.seconds, t_parse, result.counts(), reasons, cpu, c_parse
@@ -109,6 +113,8 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
     config = IngestConfig().to_dict()
     batches = [list(range(k, min(k + BATCH_FILES, len(datas)))) for k in range(0, len(datas), BATCH_FILES)]
     added: dict[int, CacheBatch] = {}
+    tables: dict[int, object] = {}
+    work.mkdir(parents=True, exist_ok=True)
 
     def add(batch: list[int], j: int) -> None:
         added[j] = CacheBatch(str(work), config)
@@ -121,7 +127,9 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
         "midi_text": lambda b, j: [encode(scores[i], columns=cols[i]) for i in b if i in cols],
         "note_arrays": lambda b, j: [sorted_note_arrays(scores[i], cols[i]) for i in b if i in cols],
         "piece_stats": lambda b, j: [piece_stats(scores[i], cols[i]) for i in b if i in cols],
-        "notes_table": lambda b, j: notes_batch_table([arrays[i] for i in b if i in arrays], presorted=True),
+        "notes_table": lambda b, j: tables.__setitem__(j, notes_part_table([digests[i] for i in b if i in arrays],
+                                                                           [arrays[i] for i in b if i in arrays])),
+        "notes_part_write": lambda b, j: pq.write_table(tables.pop(j), str(work / "part.parquet"), **NOTES_PART_PARQUET),
         "batch_add": add,
         "batch_write": lambda b, j: added.pop(j).write(),
     }

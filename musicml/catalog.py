@@ -8,11 +8,12 @@ import duckdb
 
 from musicml.lake import Lake, atomic_path
 
-# view name -> parquet path (relative to the lake root); a view is created only if its file exists
+# view name -> parquet path (relative to the lake root; a manifest: the parquet it lists); a view is
+# created only if its file exists
 VIEWS: dict[str, str] = {
     "scores": "ingest/files.parquet",
     "pieces": "parsed/pieces.parquet",
-    "notes": "parsed/notes.parquet",
+    "notes": "parsed/notes/manifest.json",  # the note table's parts (musicml.ingest.parsed)
     "works": "curated/deduped.parquet",
     "augmented": "curated/augmented.parquet",
     "splits": "curated/splits.parquet",
@@ -29,11 +30,19 @@ def refresh(lake: Lake) -> list[str]:
             for name, rel in VIEWS.items():
                 path = lake.root / rel
                 if path.exists():
-                    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{_sql_str(path)}')")
+                    files = _parts(lake) if path.suffix == ".json" else [path]
+                    listed = ", ".join(f"'{_sql_str(f)}'" for f in files)
+                    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
                     made.append(name)
         finally:
             con.close()
     return made
+
+
+def _parts(lake: Lake) -> list[Path]:
+    from musicml.ingest.parsed import notes_paths
+
+    return notes_paths(lake)
 
 
 def _sql_str(path: Path) -> str:

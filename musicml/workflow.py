@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from musicml import automation, catalog, settings, shards, tracking
 from musicml import ingest as ingest_lib
@@ -26,25 +25,13 @@ from musicml.curate.dedup import DedupResult, deduplicate
 from musicml.curate.splits import SplitConfig, assign_splits
 from musicml.evaluate.config import EvaluationConfig
 from musicml.generate.config import SamplesConfig
+from musicml.ingest import parsed
 from musicml.ingest.corpus import seed_drop_zone
 from musicml.lake import Lake, read_frame, read_json, write_json, write_parquet
 from musicml.shards.config import ShardsConfig
 from musicml.tokenizers import Codec, TokenizerConfig, load_codec, save_codec, train_codec
 
 Progress = Callable[..., None]
-
-# How ``parsed/notes.parquet`` is written (pyarrow options). Measured on POP909 and its versions
-# (4.77M notes, ``piece_id`` dictionary encoded; CPU of the write, size), 2026-12-02: the lake's
-# default (zstd, dictionaries and statistics on every column) 0.38 s, 19 MiB; lz4 0.33 s, 21 MiB
-# (polars reads it back in 0.45 s CPU); these 0.28 s, 15 MiB (read back in 0.11 s): lz4,
-# dictionaries only where few values repeat, onsets and durations (sorted within a piece) delta
-# encoded, statistics only of ``piece_id`` (what readers filter by). ``piece_id`` comes dictionary
-# encoded from the codes (``store_schema=False``: it reads back as the string column
-# ``NOTE_SCHEMA`` says). Parquet's encoding itself is the floor: about 7 ns a value whatever the codec.
-NOTES_PARQUET = {"compression": "lz4", "use_dictionary": ["piece_id", "track", "program", "is_drum", "pitch", "velocity"],
-                 "column_encoding": {"onset": "DELTA_BINARY_PACKED", "duration": "DELTA_BINARY_PACKED"},
-                 "write_statistics": ["piece_id"], "store_schema": False}
-
 
 def ingest_step(lake: Lake, config: ingest_lib.IngestConfig | None = None, *, seed_default_corpus: bool = True,
                 progress: Progress | None = None) -> tuple[ingest_lib.IngestResult, int]:
@@ -86,27 +73,22 @@ def ingest_bucket_step(lake: Lake, bucket: str, config: ingest_lib.IngestConfig 
     return result
 
 
-def parse_step(lake: Lake) -> tuple[pl.DataFrame, pa.Table]:
-    """Pieces and notes of every ingested file, from the parse cache, written as the lake's
-    ``parsed/`` tables (``piece_id`` as a parquet dictionary column: one string per piece)."""
-    files = read_frame(lake.path("ingest", "files.parquet"))
-    pieces, notes = ingest_lib.load_parsed_arrow(lake, files)
-    write_parquet(lake.path("parsed", "pieces.parquet"), pieces)
-    write_parquet(lake.path("parsed", "notes.parquet"), notes, **NOTES_PARQUET)
-    return pieces, notes
+def parse_step(lake: Lake) -> tuple[pl.DataFrame, parsed.PublishedNotes]:
+    """Pieces and notes of every ingested file, from the parse cache, published as the lake's
+    ``parsed/`` tables (:mod:`musicml.ingest.parsed`: the note table's parts are the cache's)."""
+    return parsed.publish(lake, read_frame(ingest_lib.files_table_path(lake)))
 
 
 def dedup_step(lake: Lake) -> DedupResult:
-    pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"))
-    notes = pl.read_parquet(lake.path("parsed", "notes.parquet"))
-    result = deduplicate(pieces, notes)
+    pieces = pl.read_parquet(parsed.pieces_path(lake))
+    result = deduplicate(pieces, parsed.read_notes(lake))
     write_parquet(lake.path("curated", "deduped.parquet"), result.pieces)
     return result
 
 
 def augment_step(lake: Lake, config: AugmentConfig = AugmentConfig(), progress: Progress | None = None) -> AugmentResult:
     pieces = pl.read_parquet(lake.path("curated", "deduped.parquet"))
-    notes = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    notes = parsed.read_notes(lake)
     result = augment(pieces.filter(pl.col("is_representative")), notes, config, progress)
     write_parquet(lake.path("curated", "augmented.parquet"), result.table)
     return result

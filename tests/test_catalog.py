@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from musicml.catalog import VIEWS, query, refresh
-from musicml.lake import Lake, write_parquet
+from musicml.lake import Lake, write_json, write_parquet
 
 
 @pytest.fixture
@@ -56,7 +56,11 @@ def test_query_is_read_only(lake: Lake) -> None:
 
 def test_refresh_all_views_and_new_data(lake: Lake) -> None:
     for name, rel in VIEWS.items():
-        write_parquet(lake.root / rel, pl.DataFrame({"view": [name], "n": [1]}))
+        if rel.endswith(".json"):  # a manifest: the view reads the parts it lists
+            write_parquet(lake.root / rel.replace("manifest.json", "a.parquet"), pl.DataFrame({"view": [name], "n": [1]}))
+            write_json(lake.root / rel, {"parts": ["a.parquet"]})
+        else:
+            write_parquet(lake.root / rel, pl.DataFrame({"view": [name], "n": [1]}))
     assert refresh(lake) == list(VIEWS)
     for name in VIEWS:
         assert query(lake, f"SELECT view, n FROM {name}") == [(name, 1)]

@@ -65,49 +65,87 @@ def test_missing_cache_is_a_clear_error(tmp_path: Path, derived) -> None:
     files, _, _ = _frames(lake, IngestConfig(isolate=False))
     with pytest.raises(FileNotFoundError, match="no parse cache for 0" + "0" * 63 + ".midi"):
         cache_paths(lake, "0" * 64, "midi")
-    for p in lake.root.rglob("*.arrow"):
+    for p in [*lake.root.rglob("*.arrow"), *lake.root.rglob("*.notes.parquet")]:
         p.unlink()
     with pytest.raises(FileNotFoundError, match="no parse cache for 4 ingested file"):
         load_parsed(lake, files)
 
 
 def test_parsed_tables_are_what_load_parsed_gives(tmp_path: Path, derived) -> None:
-    """``parse_step`` writes the notes with ``piece_id`` dictionary encoded from codes and other
-    encodings: polars and DuckDB read back exactly :func:`load_parsed`'s tables, also where a
-    cache batch holds a piece no longer ingested (its file removed)."""
+    """``parse_step`` publishes the cache's notes parts: polars and DuckDB read back exactly
+    :func:`load_parsed`'s tables, also where a cache batch holds a piece no longer ingested (its
+    file removed: that batch's part is written anew, of the notes that belong)."""
     import duckdb
-    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from musicml import workflow
-    from musicml.ingest import load_parsed_arrow
+    from musicml import catalog, workflow
+    from musicml.ingest import parsed
     from musicml.ingest.note_table import NOTE_SCHEMA
     from musicml.lake import write_parquet
 
     lake = _drop(tmp_path, derived)
     first = ingest(lake, IngestConfig(isolate=False))
+    write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    _, whole = workflow.parse_step(lake)
+    (part,) = whole.paths
+    assert whole.linked == 1 and whole.written == 0
+    (cached,) = lake.root.rglob("*.notes.parquet")
+    assert part.stat().st_ino == cached.stat().st_ino  # the cache's file itself, linked
     (lake.raw_dir / "m1.mid").unlink()
     files = ingest(lake, IngestConfig(isolate=False), first.files).files
     assert len(list(lake.root.rglob("*.pieces.arrow"))) == 1  # the removed file's piece is still cached
     write_parquet(workflow.ingest_lib.files_table_path(lake), files)
     pieces, notes = load_parsed(lake, files)
     assert pieces["path"].str.contains("m1.mid").sum() == 0 and len(pieces) == 8
-    workflow.parse_step(lake)
-    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    _, published = workflow.parse_step(lake)
+    assert published.linked == 0 and published.written == 1 and published.rows == len(notes)
+    assert part.exists()  # the previous table's part stays (a reader may be reading it)
+    got = parsed.read_notes(lake).sort("piece_id", maintain_order=True)
     assert got.schema == pl.Schema(NOTE_SCHEMA) and got.equals(notes)
     assert pl.read_parquet(lake.path("parsed", "pieces.parquet")).equals(pieces)
-    sql = "SELECT count(*), sum(onset), sum(pitch), count(DISTINCT piece_id), min(piece_id) FROM read_parquet(?)"
-    assert duckdb.sql(sql.replace("?", f"'{lake.path('parsed', 'notes.parquet')}'")).fetchall() == [
+    ids = pq.read_table(published.paths[0])["piece_id"].combine_chunks()
+    assert ids.type == "string" or str(ids.type) == "string"  # read back as the string column it is
+    catalog.refresh(lake)
+    sql = "SELECT count(*), sum(onset), sum(pitch), count(DISTINCT piece_id), min(piece_id) FROM notes"
+    assert catalog.query(lake, sql) == [
         (len(notes), notes["onset"].sum(), notes["pitch"].sum(), notes["piece_id"].n_unique(), notes["piece_id"].min())]
-    _, table = load_parsed_arrow(lake, files)
-    ids = table["piece_id"].combine_chunks()
-    values = ids.dictionary.to_pylist()  # the batches' pieces (the removed file's too), sorted
-    assert pa.types.is_dictionary(ids.type) and values == sorted(set(values)) and len(values) == 9
-    assert set(notes["piece_id"]) <= set(values) and pl.Series(ids.cast(pa.string())).equals(notes["piece_id"],
-                                                                                            check_names=False)
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{published.paths[0]}')").fetchall() == [(len(notes),)]
+    # the same files again: the same table, byte for byte, and the older generation removed
+    before = {p.name: p.read_bytes() for p in published.paths}
+    _, again = workflow.parse_step(lake)
+    assert {p.name: p.read_bytes() for p in again.paths} == before
+    workflow.parse_step(lake)
+    assert not part.exists()
+    # the catalog, refreshed by each publication, views the parts that are there
+    assert catalog.query(lake, "SELECT count(*) FROM notes") == [(len(notes),)]
+
+
+def test_a_part_is_copied_where_it_cannot_be_linked(tmp_path: Path, derived, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from musicml import workflow
+    from musicml.ingest import parsed
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived, n_abc=2)
+    files = ingest(lake, IngestConfig(isolate=False)).files
+    write_parquet(workflow.ingest_lib.files_table_path(lake), files)
+
+    def no_links(*_args, **_kw):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    _, published = workflow.parse_step(lake)
+    (part,) = published.paths
+    (cached,) = lake.root.rglob("*.notes.parquet")
+    assert part.stat().st_ino != cached.stat().st_ino and part.read_bytes() == cached.read_bytes()
+    assert parsed.read_notes(lake).sort("piece_id", maintain_order=True).equals(load_parsed(lake, files)[1])
+    assert sorted(p.name for p in part.parent.iterdir()) == sorted([part.name, parsed.MANIFEST])  # no temp left
 
 
 def test_parsed_tables_of_nothing_ingested_are_empty(tmp_path: Path) -> None:
-    from musicml import workflow
+    from musicml import catalog, workflow
+    from musicml.ingest import parsed
     from musicml.ingest.note_table import NOTE_SCHEMA
     from musicml.lake import write_parquet
 
@@ -118,14 +156,17 @@ def test_parsed_tables_of_nothing_ingested_are_empty(tmp_path: Path) -> None:
     assert files["status"].to_list() == ["rejected"]
     write_parquet(workflow.ingest_lib.files_table_path(lake), files)
     pieces, notes = workflow.parse_step(lake)
-    assert len(pieces) == 0 and len(notes) == 0
-    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    assert len(pieces) == 0 and notes.rows == 0 and len(notes.paths) == 1
+    got = parsed.read_notes(lake)
     assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)
+    catalog.refresh(lake)
+    assert catalog.query(lake, "SELECT count(*) FROM notes") == [(0,)]
 
 
 def test_pieces_without_notes_give_an_empty_note_table(tmp_path: Path) -> None:
-    """A cache batch whose pieces hold no notes (an alphaTex of rests): no run to move."""
+    """A cache batch whose pieces hold no notes (an alphaTex of rests)."""
     from musicml import workflow
+    from musicml.ingest import parsed
     from musicml.ingest.note_table import NOTE_SCHEMA
     from musicml.lake import write_parquet
 
@@ -137,8 +178,15 @@ def test_pieces_without_notes_give_an_empty_note_table(tmp_path: Path) -> None:
     write_parquet(workflow.ingest_lib.files_table_path(lake), files)
     pieces, _ = workflow.parse_step(lake)
     assert pieces["n_notes"].to_list() == [0]
-    got = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    got = parsed.read_notes(lake)
     assert got.schema == pl.Schema(NOTE_SCHEMA) and not len(got)
+
+
+def test_reading_the_note_table_before_it_is_written_is_a_clear_error(tmp_path: Path) -> None:
+    from musicml.ingest import parsed
+
+    with pytest.raises(FileNotFoundError, match="materialize parsed_scores"):
+        parsed.read_notes(Lake.from_env(tmp_path / "lake"))
 
 
 @pytest.mark.parametrize("damage", ["notes_missing", "cache_cleared", "unindexed_pieces_truncated", "index_damaged",
@@ -153,7 +201,7 @@ def test_a_damaged_cache_batch_is_parsed_again(tmp_path: Path, derived, damage: 
     first = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, first.files)
     (batch,) = lake.root.rglob("*.pieces.arrow")
-    other = batch.with_name(batch.name.replace(".pieces.", ".notes."))
+    other = batch.with_name(batch.name.replace(".pieces.arrow", ".notes.parquet"))
     if damage == "pieces_truncated":
         batch.write_bytes(batch.read_bytes()[:100])
     elif damage == "index_damaged":
@@ -167,14 +215,15 @@ def test_a_damaged_cache_batch_is_parsed_again(tmp_path: Path, derived, damage: 
         shutil.rmtree(batch.parent)
     elif damage == "notes_truncated":
         other.write_bytes(other.read_bytes()[:100])
-    else:  # a valid Arrow file, but the notes of other pieces than the batch holds
+    else:  # a valid parquet file, but the notes of other pieces than the batch holds
         import pyarrow as pa
-        import pyarrow.ipc as ipc
+        import pyarrow.parquet as pq
 
-        table = ipc.open_file(pa.BufferReader(other.read_bytes())).read_all()
-        bad = table.set_column(0, "piece", pa.array([99] * len(table), table.schema.field("piece").type))
-        with pa.OSFile(str(other), "wb") as sink, ipc.new_file(sink, bad.schema) as writer:
-            writer.write_table(bad)
+        from musicml.ingest.files import NOTES_PART_PARQUET
+
+        table = pq.read_table(other)
+        bad = table.set_column(0, "piece_id", pa.array(["~" + v for v in table["piece_id"].to_pylist()]))
+        pq.write_table(bad, other, **NOTES_PART_PARQUET)
     if damage == "index_damaged":  # rebuilt from the batches: nothing to parse again
         assert ingest(lake, IngestConfig(isolate=False), first.files).parsed == 0
         assert load_parsed(lake, first.files)[1].equals(notes)

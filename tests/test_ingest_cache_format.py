@@ -1,6 +1,7 @@
-"""The parse cache's on-disk notes (since PARSER_VERSION 4: a piece index per note, narrow integer
-columns) read back as the note table parsing the files directly gives: NOTE_SCHEMA's types,
-every note, each piece's notes under its piece id."""
+"""The parse cache's on-disk notes (since PARSER_VERSION 6: each batch's notes a parquet part of
+the lake's note table, ``piece_id`` dictionary encoded) read back as the note table parsing the
+files directly gives: NOTE_SCHEMA's types, every note, each piece's notes under its piece id, as
+many rows as the batch's pieces count notes (what publishing a part checks from its footer)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from musicml.ingest import IngestConfig, ingest, load_parsed
 from musicml.ingest.files import NOTES_SUFFIX, PARSER_VERSION, PIECE_SCHEMA, parse_bytes, piece_id
@@ -34,7 +35,7 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     shutil.copyfile(derived.band, lake.raw_dir / "band-copy.mid")  # a duplicate: read once
     result = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, result.files)
-    assert PARSER_VERSION == "5" and (result.files["parser_version"] == "5").all()
+    assert PARSER_VERSION == "6" and (result.files["parser_version"] == "6").all()
     assert pieces.schema == pl.Schema(PIECE_SCHEMA) and notes.schema == pl.Schema(NOTE_SCHEMA)
     assert len(pieces) > 128  # the big ABC file: piece indices past int8
     want = _reference(lake, result.files)
@@ -44,6 +45,9 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     assert notes["piece_id"].is_sorted()
     assert set(notes["piece_id"].unique()) <= set(pieces["piece_id"])
 
-    stored = [pa.ipc.open_file(str(p)).read_all() for p in lake.root.rglob(f"*{NOTES_SUFFIX}")]
-    assert stored and all(not pa.types.is_string(f.type) for t in stored for f in t.schema)  # no string per note
-    assert {str(t.schema.field("pitch").type) for t in stored} == {"int8"}
+    stored = [pq.ParquetFile(p) for p in lake.root.rglob(f"*{NOTES_SUFFIX}")]
+    assert stored and all(f.schema_arrow.names == list(NOTE_SCHEMA) for f in stored)
+    for f in stored:  # no string per note: the piece ids are a dictionary page
+        assert "RLE_DICTIONARY" in f.metadata.row_group(0).column(0).encodings
+        assert pl.from_arrow(f.read()).schema == pl.Schema(NOTE_SCHEMA)
+    assert sum(f.metadata.num_rows for f in stored) == pieces["n_notes"].sum() == len(notes)

@@ -154,7 +154,7 @@ def test_materializations_on_a_lake_url_on_two_machines(tmp_path: Path, remote: 
     ingested = first.asset_materializations_for_node("raw_scores")[0].metadata
     assert ingested["parsed_now"].value == 3
     objects = _objects(remote)
-    assert {"ingest/files.parquet", "parsed/pieces.parquet", "parsed/notes.parquet"} <= set(objects)
+    assert {"ingest/files.parquet", "parsed/pieces.parquet", "parsed/notes/manifest.json"} <= set(objects)
     assert any(k.startswith("ingest/cache/") for k in objects)
     assert not any(k.endswith(".lock") or "/.sync/" in f"/{k}" for k in objects)
 

@@ -20,13 +20,12 @@ from musicml.formats.midi.format import MidiPiece, midi_title, path_stem
 from musicml.formats.midi.text import encode
 from musicml.ingest.note_table import (
     NOTE_SCHEMA,
-    _batch_order,
-    _narrow,
     _note_arrays_resampled,
     note_arrays,
-    notes_batch_table,
+    notes_frame_from_arrays,
+    notes_part_table,
     piece_stats,
-    widen_notes,
+    sorted_note_arrays,
 )
 
 _D = derived_corpus()
@@ -129,41 +128,24 @@ def test_midi_reader_hands_its_columns_on(tmp_path) -> None:
     assert _equal_arrays(note_arrays(piece.score, piece.columns), note_arrays(piece.score))
 
 
-def test_notes_batch_table_sorts_each_piece_by_onset_pitch_track() -> None:
-    parts = [note_arrays(s) for s in _real_scores()]
+def test_notes_part_table_is_the_note_table_of_its_pieces() -> None:
+    """A cache batch's part: each piece's sorted notes under its id, in ``NOTE_SCHEMA``'s types,
+    the ids a dictionary (pieces without notes among them)."""
+    import pyarrow as pa
+
+    scores = _real_scores()
+    parts = [sorted_note_arrays(s) for s in scores]
+    unsorted = [note_arrays(s) for s in scores]
     parts.append({k: v[:0] for k, v in parts[0].items()})  # a piece without notes
-    for chunk in (parts, parts[:1], parts[-1:], [parts[0], parts[1], parts[2]], []):
-        table = notes_batch_table(chunk)
-        assert str(table.schema.field("piece").type) == ("int8" if len(table) else "int64")  # narrowed
-        got = widen_notes(pl.from_arrow(table))
-        frames = [pl.DataFrame(a).with_columns(pl.lit(i, pl.Int64).alias("piece")) for i, a in enumerate(chunk)]
-        if not frames:
-            assert len(got) == 0
-            continue
-        want = pl.concat([f.sort(["onset", "pitch", "track"], maintain_order=True) for f in frames])
-        assert got.select(want.columns).equals(want)
-        assert got.drop("piece").schema == {k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}
-
-
-def test_narrow_keeps_every_value() -> None:
-    for lo, hi, dtype in ((-128, 127, np.int8), (0, 128, np.int16), (-(2**15) - 1, 0, np.int32),
-                          (0, 2**31, np.int64), (-(2**62), 2**62, np.int64)):
-        a = np.array([lo, 0, hi], dtype=np.int64)
-        got = _narrow(a)
-        assert got.dtype == dtype and (got.astype(np.int64) == a).all()
-    flags = np.array([True, False])
-    assert _narrow(flags) is flags and _narrow(np.zeros(0, dtype=np.int64)).dtype == np.int64
-
-
-def test_batch_order_falls_back_to_lexsort_when_the_key_is_too_big() -> None:
-    rng = np.random.default_rng(0)
-    piece = np.sort(rng.integers(0, 3, 400))
-    onset = rng.integers(-(2**40), 2**40, 400)
-    pitch = rng.integers(-128, 128, 400).astype(np.int16)
-    track = rng.integers(0, 5, 400).astype(np.int16)
-    assert (_batch_order(piece, onset, pitch, track) == np.lexsort((track, pitch, onset, piece))).all()
-    onset = rng.integers(0, 50, 400)  # small: the packed key, ties kept in order
-    assert (_batch_order(piece, onset, pitch, track) == np.lexsort((track, pitch, onset, piece))).all()
+    unsorted.append(parts[-1])
+    ids = [f"p{i:02d}" for i in range(len(parts))]
+    for chunk in (slice(None), slice(0, 1), slice(-1, None), slice(0, 3), slice(0, 0)):
+        table = notes_part_table(ids[chunk], parts[chunk])
+        assert pa.types.is_dictionary(table["piece_id"].type) and table.column_names == list(NOTE_SCHEMA)
+        got = pl.from_arrow(table).cast({"piece_id": pl.String})
+        assert got.schema == pl.Schema(NOTE_SCHEMA)
+        want = notes_frame_from_arrays(list(zip(ids[chunk], unsorted[chunk])))  # sorted by id, onset, pitch, track
+        assert got.equals(want)
 
 
 def test_encoder_rare_tokens() -> None:

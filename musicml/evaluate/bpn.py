@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from musicml.evaluate.bpb import SplitNLL
+from musicml.ingest import parsed
 from musicml.lake import Lake
 
 
@@ -39,8 +40,7 @@ def document_notes(lake: Lake, doc_ids: Sequence[str]) -> pl.DataFrame:
     """``doc_id``, ``notes`` for every document id (an ``aug_id`` of the augmented table)."""
     aug = pl.read_parquet(lake.path("curated", "augmented.parquet"), columns=["aug_id", "piece_id", "format", "text"])
     pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"), columns=["piece_id", "format"])
-    counts = (pl.read_parquet(lake.path("parsed", "notes.parquet"), columns=["piece_id"])
-              .group_by("piece_id").len("notes"))
+    counts = parsed.scan_notes(lake).group_by("piece_id").len("notes").collect()
     docs = (pl.DataFrame({"doc_id": list(doc_ids)}, schema={"doc_id": pl.String})
             .join(aug.rename({"aug_id": "doc_id"}), on="doc_id", how="left")
             .join(pieces.rename({"format": "piece_format"}), on="piece_id", how="left")

@@ -31,6 +31,7 @@ from musicml.evaluate import musical
 from musicml.evaluate.bpb import split_nll, unigram_nll
 from musicml.evaluate.bpn import bits_per_note, document_notes, shard_doc_ids
 from musicml.evaluate.config import EvaluationConfig
+from musicml.ingest import parsed
 from musicml.lake import Lake, read_json, write_json
 
 SPLITS = (("valid", "val"), ("test", "test"))
@@ -89,8 +90,7 @@ def split_pieces(lake: Lake, split: str, limit: int) -> list[tuple[dict, tuple[i
     pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"), columns=["piece_id", "format", "time_signature"])
     ids = (aug.filter(pl.col("aug_id").is_in(docs) & (pl.col("shift") == 0))
            .join(pieces, on=["piece_id", "format"], how="inner").sort("piece_id").head(limit))
-    notes = (pl.read_parquet(lake.path("parsed", "notes.parquet"))
-             .filter(pl.col("piece_id").is_in(ids["piece_id"].implode())))
+    notes = parsed.scan_notes(lake).filter(pl.col("piece_id").is_in(ids["piece_id"].implode())).collect()
     by_piece = {k[0]: g for k, g in notes.partition_by("piece_id", as_dict=True).items()}
     out = []
     for pid, ts in ids.select("piece_id", "time_signature").iter_rows():

@@ -20,7 +20,6 @@ from musicml.ingest.files import (  # noqa: F401
     files_table_path,
     ingest,
     load_parsed,
-    load_parsed_arrow,
     parse_bytes,
     piece_id,
 )

@@ -32,25 +32,26 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import symusic
 
 from musicml.formats import EXTENSIONS, FORMATS, ScoreError, get_format
 from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-exported by musicml.ingest)
 from musicml.ingest.note_table import (
     NOTE_SCHEMA,
-    notes_batch_table,
+    notes_part_table,
     piece_stats,
     sorted_note_arrays,
-    widen_notes,
 )
 from musicml.ingest.scan import Entry, read_regular, scan
 from musicml.lake import Lake, atomic_path, sha256_bytes
 from musicml.threads import pool_workers
 
-PARSER_VERSION = "5"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
+PARSER_VERSION = "6"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
 # 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
 # 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named;
-# text in UTF-16 or UTF-32 read by its byte-order mark; RIFF MIDI unwrapped
+# text in UTF-16 or UTF-32 read by its byte-order mark; RIFF MIDI unwrapped; 6: a batch's notes are a
+# parquet part of the lake's note table (``parsed/notes/``)
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
@@ -58,7 +59,7 @@ BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
 # recorded, so the next run reads it again: a rewrite within one timestamp tick of the read, with
 # the same size, would otherwise look unchanged ("racy git"); 2 s covers FAT's and HFS+'s ticks.
 RACY_NS = 2_000_000_000
-PIECES_SUFFIX, NOTES_SUFFIX = ".pieces.arrow", ".notes.arrow"  # the two files of a cache batch
+PIECES_SUFFIX, NOTES_SUFFIX = ".pieces.arrow", ".notes.parquet"  # the two files of a cache batch
 
 FILE_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.String,
@@ -559,7 +560,8 @@ def warm_up(freeze: bool = True) -> None:
             track.notes.append(symusic.Note(0, tpq, 60, 90))
             score.tracks.append(track)
         entry = _tabulate("0" * 64, "warm-up.mid", "midi", parse_bytes(score.dumps_midi(), "midi", "warm-up.mid"))
-        notes_batch_table(entry.notes, presorted=True)
+        part = notes_part_table([r["piece_id"] for r in entry.pieces], entry.notes)
+        pq.write_table(part, pa.BufferOutputStream(), **NOTES_PART_PARQUET)  # (the parquet writer loaded)
         miditext.encode(score, max_tracks=1)  # what choosing tracks adds
     if freeze:
         for kernel in (*encode_kernels.KERNELS, *note_kernels.KERNELS):
@@ -617,29 +619,43 @@ def _remove_other_versions(lake: Lake) -> None:
 
 def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
     """One batch: its notes, then its pieces (the pieces file is the batch's index entry, so a
-    reader that sees it finds the notes), each written atomically as an Arrow IPC file (a tenth
-    of parquet's write time for the same rows) with :data:`NOTES_COMPRESSION` and
-    :data:`PIECES_COMPRESSION`. A note names its piece by the piece's row in the pieces file
-    (:func:`notes_batch_table`). The name hashes the batch's members."""
+    reader that sees it finds the notes), each written atomically. The notes are a part of the
+    lake's note table as ``parsed_scores`` publishes it (:mod:`musicml.ingest.parsed`: the part
+    itself, linked): parquet in ``NOTE_SCHEMA`` with :data:`NOTES_PART_PARQUET`, written here, in
+    the worker that parsed the files, so that the note table is written on every core. The
+    pieces are Arrow IPC with :data:`PIECES_COMPRESSION` (a tenth of parquet's write time; their
+    paths are rewritten as they are now when published). The name hashes the batch's members."""
     members = sorted(f"{e.digest}.{e.fmt}" for e in entries)
     name = sha256_bytes("\n".join(members).encode())[:32]
     base = _cache_dir(lake)
     rows = [row for e in entries for row in e.pieces]
-    _write_ipc(base / f"{name}{NOTES_SUFFIX}", notes_batch_table([n for e in entries for n in e.notes], presorted=True),
-               NOTES_COMPRESSION)
+    part = notes_part_table([r["piece_id"] for r in rows], [n for e in entries for n in e.notes])
+    with atomic_path(base / f"{name}{NOTES_SUFFIX}") as tmp:
+        pq.write_table(part, str(tmp), **NOTES_PART_PARQUET)
     _write_ipc(base / f"{name}{PIECES_SUFFIX}", pa.Table.from_pylist(rows, schema=_pieces_arrow_schema()),
                PIECES_COMPRESSION)
 
 
-# Arrow IPC compression of the cache's two files ("lz4", "zstd" or None). Measured on 512 POP909
-# files (a batch's write in CPU time, against symusic's parse = 1.00; KiB per file on disk): both
-# lz4 1.37, 12.4; both zstd 1.55, 8.0; none 0.98, 34.8; notes none and pieces lz4 1.10, 20.7. The
-# narrow note columns uncompressed are about the size of the MIDI files themselves; the pieces'
-# text shrinks 3.5x under lz4. Re-measured on all 2,898 (2026-12-02, one process, best of 6, symusic
-# 84 us/file): pieces uncompressed save 18 us/file of the batch write and 3 of load_parsed's read
-# (0.26x symusic together) for 19.9 KiB/file of pieces instead of 4.4 (the cache 1.8x bigger): the
-# cache is the price of ingestion's speed (readers take either; "lz4" here for a smaller one).
-NOTES_COMPRESSION: str | None = None
+# How a batch's notes are written (pyarrow.parquet.write_table options): the parts of the lake's
+# note table. Measured on POP909 and its versions (4.81M notes in 45 batches; CPU of the writes
+# against symusic's parse of the files = 1.00, MB on disk), 2026-12-03: these 0.82, 19.5 (every
+# integer column delta encoded, no codec); plain 0.51, 155; onsets and durations delta encoded
+# 0.62, 86; lz4 and those deltas 0.84, 19.8; zstd (level 1) and those 1.17, 12.6. Parquet's
+# encoding is the floor (about 7 ns a value whatever the codec). ``piece_id`` comes dictionary
+# encoded (``store_schema=False``: it reads back as the string column ``NOTE_SCHEMA`` says), with
+# statistics (what readers filter by, and what publishing checks a part by).
+_DELTA = "DELTA_BINARY_PACKED"
+NOTES_PART_PARQUET = {"compression": "none", "use_dictionary": ["piece_id"], "write_statistics": ["piece_id"],
+                      "column_encoding": {k: _DELTA for k in ("track", "program", "onset", "duration", "pitch",
+                                                              "velocity")},
+                      "store_schema": False}
+
+# Arrow IPC compression of the cache's pieces ("lz4", "zstd" or None). Measured on 512 POP909
+# files (a batch's write in CPU time, against symusic's parse = 1.00; KiB per file on disk): lz4
+# 1.37, 12.4 (with the notes); the pieces' text shrinks 3.5x under lz4. Re-measured on all 2,898
+# (2026-12-02, one process, best of 6, symusic 84 us/file): pieces uncompressed save 18 us/file of
+# the batch write and 3 of the read (0.26x symusic together) for 19.9 KiB/file of pieces instead of
+# 4.4: the cache is the price of ingestion's speed (readers take either; "lz4" here for a smaller one).
 PIECES_COMPRESSION: str | None = None
 _IPC_OPTIONS: dict[str | None, pa.ipc.IpcWriteOptions] = {}
 
@@ -762,101 +778,128 @@ def cache_paths(lake: Lake, digest: str, fmt: str) -> tuple[Path, Path]:
     return pieces, _notes_path(pieces)
 
 
-def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pieces and notes of every ``ingested`` file, from the cache; paths as they are now. Both
-    in their schemas (``PIECE_SCHEMA``, ``NOTE_SCHEMA``), each sorted by piece id."""
-    pieces, notes, codes, ids = _load_parsed(lake, files)
-    notes = notes.with_columns(piece_id=pl.Series(ids, dtype=pl.String).gather(codes))
-    return pieces, notes.select(list(NOTE_SCHEMA))
+@dataclass(frozen=True)
+class CachedBatch:
+    """One cache batch as the lake's parsed tables use it."""
+
+    pieces_path: Path  # its pieces file (Arrow IPC)
+    notes_path: Path  # its notes: a part of the note table (parquet, ``NOTE_SCHEMA``)
+    held: tuple[str, ...]  # the ids of every piece it holds, in its order
+    chosen: tuple[str, ...]  # those the lake's pieces take from it (ingested now, and not from another batch)
+    rows: int  # the notes it holds (of every held piece)
+
+    @property
+    def whole(self) -> bool:
+        """Every piece it holds is taken from it: its notes part is the table's as it is."""
+        return len(self.chosen) == len(self.held)
 
 
-def load_parsed_arrow(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
-    """:func:`load_parsed` with the notes as an Arrow table whose ``piece_id`` is dictionary
-    encoded (an index per note into the sorted piece ids): what ``parsed_scores`` writes, with no
-    string built per note, and parquet stores it as the string column it is (for POP909's 4.77M
-    notes, 46 ms of building strings and a tenth of the parquet write less)."""
-    pieces, notes, codes, ids = _load_parsed(lake, files)
-    piece_id = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(ids, pa.string()))
-    table = notes.to_arrow()
-    return pieces, pa.table({"piece_id": piece_id, **{k: table[k] for k in NOTE_SCHEMA if k != "piece_id"}})
+@dataclass(frozen=True)
+class ParsedSelection:
+    """What the lake's parsed tables hold now: the pieces (``PIECE_SCHEMA`` in Arrow, paths as
+    they are now, sorted by piece id and path) and the cache batches their notes are in (by name)."""
+
+    pieces: pa.Table
+    batches: list[CachedBatch]
 
 
-def _load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, list[str]]:
-    """Pieces (``PIECE_SCHEMA``), and notes (``NOTE_SCHEMA`` but ``piece_id``) in piece-id order
-    with each note's piece as ``codes``: its index in ``ids``, the sorted distinct piece ids."""
+def select_parsed(lake: Lake, files: pl.DataFrame) -> ParsedSelection:
+    """The pieces of every ``ingested`` file of ``files`` and the cache batches holding them; a
+    file with no cache (or a damaged batch, then removed) raises ``FileNotFoundError``."""
     ingested = files.filter(pl.col("status") == "ingested").select("path", "content_hash", "format")
     if not len(ingested):
-        empty = pl.DataFrame(schema={k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"})
-        return pl.DataFrame(schema=PIECE_SCHEMA), empty, np.zeros(0, dtype=np.int64), []
+        return ParsedSelection(_pieces_arrow_schema().empty_table(), [])
     wanted = ingested.unique(["content_hash", "format"]).join(_cache_index(lake), on=["content_hash", "format"],
                                                               how="left")
     missing = wanted.filter(pl.col("batch").is_null())
     if len(missing):
         raise FileNotFoundError(f"no parse cache for {len(missing)} ingested file(s), e.g. "
                                 f"{missing['path'][0]!r} ({missing['content_hash'][0]}): {_REPARSE}")
-    batches = sorted(set(wanted["batch"]))
-    keys = wanted.select("content_hash", "format", "batch")
-    # every piece of those batches, in file order: a note's piece is row ``offset + piece`` here
-    held = _cached_pieces(batches).with_row_index("row")
-    offsets = dict(held.group_by("batch").agg(pl.col("row").min()).iter_rows())
-    sizes = dict(held.group_by("batch").len().iter_rows())
-    pieces = held.join(keys, on=["content_hash", "format", "batch"])
-    chosen = dict(pieces.group_by("batch").agg("row").iter_rows())
-    # each held piece's code: its place among the distinct ids, sorted (a piece cached in two
-    # batches is one id)
-    ids, code = np.unique(held["piece_id"].to_numpy(), return_inverse=True)
-    code = code.ravel()
-    frames, runs = [], []  # each chosen piece's notes: (code, frame, first row, rows)
-    for j, b in enumerate(batches):
-        # memory-mapped (no copy): the notes move once, run by run, into piece-id order
-        frame = _cached_notes(Path(b), sizes[b])
-        piece = frame["piece"].to_numpy()
-        starts = np.flatnonzero(np.concatenate(([True], piece[1:] != piece[:-1]))) if len(piece) else piece[:0]
-        lens = np.diff(np.append(starts, len(piece)))
-        rows = offsets[b] + piece[starts].astype(np.int64)  # each run's piece, as its row in ``held``
-        keep = np.isin(rows, chosen.get(b, [])) if len(chosen.get(b, [])) < sizes[b] else slice(None)
-        runs.append((code[rows[keep]], np.full(len(rows[keep]), j), starts[keep], lens[keep]))
-        frames.append(frame.drop("piece"))
-    run_code, run_frame, run_start, run_len = (np.concatenate(c) for c in zip(*runs))
-    order = np.argsort(run_code, kind="stable")  # ties (one id in two batches) in batch order
-    parts = [frames[f].slice(s, n) for f, s, n in zip(run_frame[order], run_start[order], run_len[order])]
-    # concatenated in the batches' narrow types (each column in the widest any batch needs), widened after
-    notes = widen_notes(pl.concat(parts, how="vertical_relaxed", rechunk=True) if parts else frames[0].clear())
-    codes = np.repeat(run_code[order], run_len[order])
+    names = sorted(set(wanted["batch"]))
+    held, sizes = _cached_pieces(names)  # (memory-mapped: the texts are not copied until taken below)
+    keys = pl.from_arrow(held.select(["piece_id", "content_hash", "format", "n_notes"])).with_columns(
+        batch=pl.Series(np.repeat(names, sizes), dtype=pl.String)).with_row_index("row")
+    taken = keys.join(wanted.select("content_hash", "format", "batch"), on=["content_hash", "format", "batch"])
+    chosen = dict(taken.group_by("batch").agg("piece_id").iter_rows())
+    batches = []
+    for name, ids, n_notes in keys.group_by("batch", maintain_order=True).agg("piece_id", "n_notes").iter_rows():
+        batch = CachedBatch(Path(name), _notes_path(name), tuple(ids), tuple(chosen.get(name, ())), int(sum(n_notes)))
+        _check_part(batch)
+        batches.append(batch)
     paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))
-    pieces = pieces.join(paths, on=["content_hash", "format"]).with_columns(pl.col("now").alias("path"))
-    return pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).sort(["piece_id", "path"]), notes, codes, ids.tolist()
+    order = taken.join(paths, on=["content_hash", "format"]).sort(["piece_id", "now"])
+    pieces = held.take(pa.array(order["row"].to_numpy()))
+    schema = _pieces_arrow_schema()
+    at = schema.get_field_index("path")
+    pieces = pieces.set_column(at, schema.field(at), order["now"].to_arrow().cast(schema.field(at).type))
+    return ParsedSelection(pieces, batches)
+
+
+def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pieces and notes of every ``ingested`` file, from the cache; paths as they are now. Both
+    in their schemas (``PIECE_SCHEMA``, ``NOTE_SCHEMA``), each sorted by piece id (a piece's notes
+    in the note table's order)."""
+    selection = select_parsed(lake, files)
+    parts = [read_part(b) for b in selection.batches]
+    notes = pl.concat(parts) if parts else pl.DataFrame(schema=NOTE_SCHEMA)
+    return pieces_frame(selection.pieces), notes.sort("piece_id", maintain_order=True)
+
+
+def pieces_frame(pieces: pa.Table) -> pl.DataFrame:
+    """A pieces table of :func:`select_parsed` as a polars frame in ``PIECE_SCHEMA``."""
+    return pl.from_arrow(pieces).cast(PIECE_SCHEMA)
+
+
+def read_part(batch: CachedBatch) -> pl.DataFrame:
+    """The notes of a batch's chosen pieces (``NOTE_SCHEMA``); a damaged part (unreadable, or
+    holding pieces the batch does not) removes the batch, named in a ``FileNotFoundError``."""
+    try:
+        notes = pl.read_parquet(batch.notes_path)
+        bad = set(notes["piece_id"].unique().to_list()) - set(batch.held)
+        if bad or notes.schema != pl.Schema(NOTE_SCHEMA):
+            raise ValueError(f"it holds pieces the batch does not ({sorted(bad)[:3]})" if bad
+                             else f"its schema is {dict(notes.schema)}")
+    except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
+        raise _damaged(batch.pieces_path, f"its notes file is unreadable ({type(e).__name__}: {e})") from e
+    return notes if batch.whole else notes.filter(pl.col("piece_id").is_in(batch.chosen))
+
+
+def _check_part(batch: CachedBatch) -> None:
+    """Whether a batch's notes part is whole, from its footer alone (cheap: the part is published
+    unread): the note table's columns, and as many rows as its pieces have notes. Else the batch is
+    removed, named in a ``FileNotFoundError``."""
+    try:
+        meta = pq.read_metadata(batch.notes_path)
+        if meta.schema.names != list(NOTE_SCHEMA) or meta.num_rows != batch.rows:
+            raise ValueError(f"it holds {meta.num_rows} notes in columns {meta.schema.names}, its pieces "
+                             f"{batch.rows}")
+        lo, hi = min(batch.held, default=""), max(batch.held, default="")
+        for g in range(meta.num_row_groups):  # the piece ids' range, from the statistics it is written with
+            if not meta.row_group(g).num_rows:
+                continue
+            stats = meta.row_group(g).column(0).statistics
+            if stats is None or not stats.has_min_max or stats.min < lo or stats.max > hi:
+                raise ValueError(f"its piece ids are not the batch's ({stats.min if stats else '?'}..)")
+    except Exception as e:  # noqa: BLE001
+        raise _damaged(batch.pieces_path, f"its notes file is unreadable ({type(e).__name__}: {e})") from e
 
 
 _REPARSE = "a full ingestion (raw_scores, every path) parses them again"
 
 
-def _cached_pieces(batches: list[str]) -> pl.DataFrame:
-    """The pieces of these batches in their order, ``batch`` naming each one's file; a damaged
-    file is removed and named in a ``FileNotFoundError``."""
-    try:
-        return pl.scan_ipc(batches, include_file_paths="batch").collect()
-    except Exception:  # noqa: BLE001 (polars' and Arrow's errors alike): find the damaged one
-        for b in batches:
-            try:
-                pl.read_ipc(b)
-            except Exception as e:  # noqa: BLE001
-                raise _damaged(Path(b), f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
-        raise
-
-
-def _cached_notes(pieces: Path, n_pieces: int) -> pl.DataFrame:
-    """A batch's notes, memory-mapped (no copy); a damaged file (unreadable, or naming pieces the
-    batch does not hold) is removed and named in a ``FileNotFoundError``."""
-    path = _notes_path(pieces)
-    try:
-        frame = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(path))).read_all(), rechunk=False)
-        piece = frame["piece"]
-        if len(piece) and not (0 <= piece.min() and piece.max() < n_pieces and piece.is_sorted()):
-            raise ValueError(f"its piece column is not 0..{n_pieces - 1} in order")
-    except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
-        raise _damaged(pieces, f"its notes file is unreadable ({type(e).__name__}: {e})") from e
-    return frame
+def _cached_pieces(batches: list[str]) -> tuple[pa.Table, list[int]]:
+    """The pieces of these batches, batch after batch in their order (memory-mapped), and how
+    many each holds; a damaged file is removed and named in a ``FileNotFoundError``."""
+    tables = []
+    for b in batches:
+        try:
+            table = pa.ipc.open_file(pa.memory_map(b)).read_all()
+            if table.schema != _pieces_arrow_schema():
+                raise ValueError(f"its columns are {table.schema.names}")
+        except Exception as e:  # noqa: BLE001 (Arrow's errors and ours alike)
+            raise _damaged(Path(b), f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
+        tables.append(table)
+    return pa.concat_tables(tables) if tables else _pieces_arrow_schema().empty_table(), [len(t) for t in tables]
 
 
 def _damaged(pieces: Path, why: str) -> FileNotFoundError:

@@ -46,8 +46,8 @@ def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dic
 
 def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, np.ndarray]:
     """:func:`note_arrays` in the note table's order (onset, pitch, track; ties as stored): the
-    rows :func:`notes_batch_table` writes for the piece, so a batch of such parts is not sorted
-    again (``presorted=True``). One compiled pass to resample and key the notes, numpy's sort of
+    rows :func:`notes_part_table` writes for the piece, so a batch of such parts is not sorted
+    again. One compiled pass to resample and key the notes, numpy's sort of
     the keys, one compiled gather (:mod:`musicml.ingest.note_kernels`). The columns come in types
     narrower than ``_DTYPES`` where every value fits (onsets and durations int32, pitches and
     velocities int8, as symusic stores them): less to copy into the batch's table, which narrows
@@ -118,61 +118,17 @@ def notes_frame_from_arrays(parts: list[tuple[str, dict[str, np.ndarray]]]) -> p
     return df.select(list(NOTE_SCHEMA)).cast(NOTE_SCHEMA).sort(["piece_id", "onset", "pitch", "track"])
 
 
-def notes_batch_table(parts: list[dict[str, np.ndarray]], presorted: bool = False) -> pa.Table:
-    """The notes of a cache batch as an Arrow table: ``piece`` (the index of the piece in
-    ``parts``) and the other columns of ``NOTE_SCHEMA``, each piece's rows together in the given
-    order, sorted by onset, pitch, track (``presorted``: each part is so already, as
-    :func:`sorted_note_arrays` gives them). Each column is stored in the narrowest integer type
-    holding its values (:func:`widen_notes` gives ``NOTE_SCHEMA``'s types back): no string per
-    note, and a third of the bytes to write."""
+def notes_part_table(ids: list[str], parts: list[dict[str, np.ndarray]]) -> pa.Table:
+    """The notes of pieces ``ids`` (``parts[i]``: :func:`sorted_note_arrays` of piece ``ids[i]``)
+    as one Arrow table in ``NOTE_SCHEMA``'s column order and types, each piece's rows together in
+    the given order; ``piece_id`` dictionary encoded (an index per note into ``ids``: no string
+    built per note, and parquet stores it as the string column it is)."""
     n = np.array([len(a["pitch"]) for a in parts], dtype=np.int64)
-    cols = {k: np.concatenate([a[k] for a in parts]) if parts else np.zeros(0, dtype=_DTYPES[k]) for k in _DTYPES}
-    piece = np.repeat(np.arange(len(parts), dtype=np.int64), n)
-    order = None if presorted else _batch_order(piece, cols["onset"], cols["pitch"], cols["track"])
-    out = {"piece": _narrow(piece)}
-    for k, v in cols.items():
-        out[k] = _narrow(v) if order is None else _narrow(v)[order]  # narrowed first: the gather moves fewer bytes
-    return pa.table(out)
-
-
-def _narrow(a: np.ndarray) -> np.ndarray:
-    """``a`` (booleans as they are) in the narrowest of int8..int64 that holds its values."""
-    if a.dtype == bool or not len(a):
-        return a
-    lo, hi = int(a.min()), int(a.max())
-    for t in (np.int8, np.int16, np.int32):
-        info = np.iinfo(t)
-        if info.min <= lo and hi <= info.max:
-            return a if a.dtype == t else a.astype(t)
-    return a.astype(np.int64)
-
-
-def widen_notes(notes: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
-    """A :func:`notes_batch_table` frame's columns (those it has) in ``NOTE_SCHEMA``'s types
-    (``piece`` as int64)."""
-    wide = {"piece": pl.Int64, **{k: v for k, v in NOTE_SCHEMA.items() if k != "piece_id"}}
-    names = set(notes.collect_schema().names())
-    return notes.cast({k: v for k, v in wide.items() if k in names})
-
-
-def _batch_order(piece: np.ndarray, onset: np.ndarray, pitch: np.ndarray, track: np.ndarray) -> np.ndarray:
-    """``np.lexsort((track, pitch, onset, piece))``: one sort of a packed int64 key (the row
-    index in its low bits keeps ties in order) when the key fits, else ``lexsort``."""
-    if not len(piece):
-        return np.zeros(0, dtype=np.int64)
-    lo, span = int(onset.min()), int(onset.max()) - int(onset.min()) + 1
-    p_lo, p_span = int(pitch.min()), int(pitch.max()) - int(pitch.min()) + 1
-    t_lo, t_span = int(track.min()), int(track.max()) - int(track.min()) + 1
-    bits = len(piece).bit_length()
-    if (int(piece.max() + 1) * span * p_span * t_span).bit_length() + bits > 62:
-        return np.lexsort((track, pitch, onset, piece))
-    key = piece * (span * p_span * t_span << bits)
-    key += (onset - lo) * (p_span * t_span << bits)
-    key += (pitch.astype(np.int64) - p_lo) * (t_span << bits)
-    key += (track.astype(np.int64) - t_lo) << bits
-    key += np.arange(len(piece), dtype=np.int64)
-    key.sort(kind="stable")  # timsort: each piece's tracks are runs already in time order
-    return key & ((1 << bits) - 1)
+    cols = {k: np.concatenate([a[k] for a in parts], dtype=t, casting="same_kind") if parts else np.zeros(0, dtype=t)
+            for k, t in _DTYPES.items()}
+    codes = np.repeat(np.arange(len(parts), dtype=np.int32), n)
+    piece_id = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(ids, pa.string()))
+    return pa.table({"piece_id": piece_id, **cols})
 
 
 def note_table(score: symusic.Score, piece_id: str) -> pl.DataFrame:

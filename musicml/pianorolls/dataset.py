@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from musicml.ingest import parsed
 from musicml.ingest.note_table import TPQ
 from musicml.lake import Lake, write_json, write_parquet
 
@@ -63,7 +64,7 @@ def note_events(notes: pl.DataFrame, *, include_drums: bool = False, tpq: int = 
 
 def build_piano_rolls(lake: Lake, config: PianoRollConfig = PianoRollConfig()) -> dict:
     """Write ``pianorolls/events.parquet`` and ``rolls.parquet``; returns counts per split."""
-    notes = pl.read_parquet(lake.path("parsed", "notes.parquet"))
+    notes = parsed.read_notes(lake)
     aug = pl.read_parquet(lake.path("curated", "augmented.parquet"), columns=["aug_id", "piece_id", "work_id",
                                                                               "format", "shift"])
     splits = pl.read_parquet(lake.path("curated", "splits.parquet")).filter(pl.col("kind") == "augmented")

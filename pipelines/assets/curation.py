@@ -61,11 +61,13 @@ def parsed_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     by_format = pieces.group_by("format").agg(
         pl.len().alias("pieces"), pl.col("n_notes").sum().alias("notes"), pl.col("text_bytes").sum().alias("text_bytes")
     ).sort("format")
-    context.log.info(f"{len(pieces)} pieces, {len(notes)} notes")
+    context.log.info(f"{len(pieces)} pieces, {notes.rows} notes in {len(notes.paths)} parts "
+                     f"({notes.linked} published as cached, {notes.written} written)")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pieces),
-            "notes": len(notes),
+            "notes": notes.rows,
+            "note_parts": len(notes.paths),
             "by_format": md_table(by_format),
             "preview": md_table(pieces.select("piece_id", "path", "format", "title", "n_notes", "text")),
         }
