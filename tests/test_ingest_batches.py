@@ -272,3 +272,54 @@ def test_a_full_ingestion_removes_other_parser_versions_caches(tmp_path: Path, d
     old.mkdir()
     ingest(lake, IngestConfig(isolate=False, paths=(files["path"][0],)), previous=files)
     assert old.exists()
+
+
+def test_readers_always_see_a_whole_note_table_while_it_is_published(tmp_path: Path, derived) -> None:
+    """Publications at once (two threads, each its own lock handle) and a reader between them: the
+    reader always finds every note (parts are written whole, the manifest is replaced atomically,
+    the previous manifest's parts are kept), and the last manifest lists only parts that exist."""
+    import threading
+
+    from musicml import workflow
+    from musicml.ingest import parsed
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived)
+    first = ingest(lake, IngestConfig(isolate=False))
+    write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    _, published = workflow.parse_step(lake)
+    want = published.rows
+    (lake.raw_dir / "m1.mid").unlink()  # every other publication writes a part anew, the others link
+    fewer = ingest(lake, IngestConfig(isolate=False), first.files).files
+    tables = [first.files, fewer]
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def publish(k: int) -> None:
+        try:
+            for i in range(6):
+                parsed.publish(lake, tables[(i + k) % 2])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(len(parsed.read_notes(lake, ["piece_id"])))
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=publish, args=(k,)) for k in (0, 1)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    reader.join()
+    assert not errors, errors
+    assert want in seen and seen <= {want, len(load_parsed(lake, fewer)[1])}
+    assert all(p.exists() for p in parsed.notes_paths(lake))
