@@ -323,3 +323,37 @@ def test_readers_always_see_a_whole_note_table_while_it_is_published(tmp_path: P
     assert not errors, errors
     assert want in seen and seen <= {want, len(load_parsed(lake, fewer)[1])}
     assert all(p.exists() for p in parsed.notes_paths(lake))
+
+
+def test_a_batch_parsed_again_is_published_anew(tmp_path: Path, derived) -> None:
+    """A cache notes file damaged in place damages its published link too (one file): the batch
+    is removed, parsed again into a new file, and the next publication links that one."""
+    from musicml import workflow
+    from musicml.ingest import parsed
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived, n_abc=2)
+    first = ingest(lake, IngestConfig(isolate=False))
+    write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    _, published = workflow.parse_step(lake)
+    want = parsed.read_notes(lake)
+    (cached,) = lake.root.rglob("*.notes.parquet")
+    with open(cached, "r+b") as f:  # in place: the published part is the same file
+        f.truncate(100)
+    with pytest.warns(UserWarning, match="removed"), pytest.raises(FileNotFoundError, match="a full ingestion"):
+        workflow.parse_step(lake)
+    again = ingest(lake, IngestConfig(isolate=False), first.files)
+    assert again.parsed == len(first.files)
+    _, republished = workflow.parse_step(lake)
+    assert [p.name for p in republished.paths] == [p.name for p in published.paths]
+    assert parsed.read_notes(lake).equals(want)
+
+
+def test_a_manifest_naming_a_path_outside_the_lake_is_refused(tmp_path: Path) -> None:
+    from musicml.ingest import parsed
+    from musicml.lake import PathEscapeError, write_json
+
+    lake = Lake.from_env(tmp_path / "lake")
+    write_json(lake.path("parsed", "notes", parsed.MANIFEST), {"parts": ["../../../secret.parquet"]})
+    with pytest.raises(PathEscapeError, match="escapes the lake"):
+        parsed.notes_paths(lake)

@@ -9,8 +9,8 @@ pieces of files since removed, or held by another batch too, is published as a p
 notes that belong. Parts are named by what they hold, never change once written, and are read only
 through the manifest (:func:`notes_paths`, :func:`read_notes`, :func:`scan_notes`; DuckDB's ``notes``
 view, refreshed here): the manifest is replaced atomically, and the parts of the previous one are
-kept (a reader may still be reading them), older ones removed. Every piece's notes are in one part, in the note
-table's order (onset, pitch, track); the parts are in the order of their names.
+kept (a reader may still be reading them), older ones removed. Every piece's notes are in one
+part, in the note table's order (onset, pitch, track); the parts are in the order of their names.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from musicml.ingest.files import (
     select_parsed,
 )
 from musicml.ingest.note_table import NOTE_SCHEMA
-from musicml.lake import Lake, atomic_path, read_json, write_json, write_parquet
+from musicml.lake import Lake, atomic_path, read_json, safe_join, write_json, write_parquet
 from musicml.locks import file_lock
 
 MANIFEST = "manifest.json"
@@ -106,7 +106,7 @@ def _publish_part(batch: CachedBatch, folder: Path) -> tuple[str, int]:
     stem = batch.notes_path.name.split(".")[0]
     if batch.whole:
         name = f"{stem}.parquet"
-        if not (folder / name).exists():
+        if not _same_file(folder / name, batch.notes_path):  # (a batch parsed again is a new file)
             _link_or_copy(batch.notes_path, folder / name)
         return name, batch.rows
     digest = hashlib.sha256("\n".join(sorted(batch.chosen)).encode()).hexdigest()[:16]
@@ -130,6 +130,13 @@ def _link_or_copy(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _listed(folder: Path) -> list[str]:
     try:
         return list(read_json(folder / MANIFEST)["parts"])
@@ -150,7 +157,7 @@ def notes_paths(lake: Lake) -> list[Path]:
     manifest = folder / MANIFEST
     if not manifest.exists():
         raise FileNotFoundError(f"no note table: {manifest} is missing (materialize parsed_scores)")
-    return [folder / name for name in read_json(manifest)["parts"]]
+    return [safe_join(folder, name) for name in read_json(manifest)["parts"]]
 
 
 def scan_notes(lake: Lake) -> pl.LazyFrame:
