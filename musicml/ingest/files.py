@@ -638,8 +638,8 @@ def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
 
 # How a batch's notes are written (pyarrow.parquet.write_table options): the parts of the lake's
 # note table. Measured on POP909 and its versions (4.81M notes in 45 batches; CPU of the writes
-# against symusic's parse of the files = 1.00, MB on disk), 2026-12-03: these 0.82, 19.5 (every
-# integer column delta encoded, no codec); plain 0.51, 155; onsets and durations delta encoded
+# against symusic's parse of the files = 1.00, MB on disk), 2026-12-03, to memory and at pyarrow's
+# default batch size: these 0.82, 19.5 (every integer column delta encoded, no codec); plain 0.51, 155; onsets and durations delta encoded
 # 0.62, 86; lz4 and those deltas 0.84, 19.8; zstd (level 1) and those 1.17, 12.6. Parquet's
 # encoding is the floor (about 7 ns a value whatever the codec). ``piece_id`` comes dictionary
 # encoded (``store_schema=False``: it reads back as the string column ``NOTE_SCHEMA`` says), with
@@ -652,12 +652,11 @@ NOTES_PART_PARQUET = {"compression": "none", "use_dictionary": ["piece_id"], "wr
                                                               "velocity")},
                       "write_batch_size": 65536, "store_schema": False}
 
-# Arrow IPC compression of the cache's pieces ("lz4", "zstd" or None). Measured on 512 POP909
-# files (a batch's write in CPU time, against symusic's parse = 1.00; KiB per file on disk): lz4
-# 1.37, 12.4 (with the notes); the pieces' text shrinks 3.5x under lz4. Re-measured on all 2,898
-# (2026-12-02, one process, best of 6, symusic 84 us/file): pieces uncompressed save 18 us/file of
+# Arrow IPC compression of the cache's pieces ("lz4", "zstd" or None). Measured on POP909 and its
+# versions (2026-12-02, one process, best of 6, symusic 84 us/file): uncompressed saves 18 us/file of
 # the batch write and 3 of the read (0.26x symusic together) for 19.9 KiB/file of pieces instead of
-# 4.4: the cache is the price of ingestion's speed (readers take either; "lz4" here for a smaller one).
+# 4.4 (the text shrinks 3.5x under lz4): the cache is the price of ingestion's speed (readers take
+# either; "lz4" here for a smaller one).
 PIECES_COMPRESSION: str | None = None
 _IPC_OPTIONS: dict[str | None, pa.ipc.IpcWriteOptions] = {}
 
