@@ -86,7 +86,10 @@ def test_parsed_tables_are_what_load_parsed_gives(tmp_path: Path, derived) -> No
     lake = _drop(tmp_path, derived)
     first = ingest(lake, IngestConfig(isolate=False))
     write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    legacy = lake.path("parsed", "notes.parquet")  # an older version's one-file table
+    write_parquet(legacy, pl.DataFrame(schema=NOTE_SCHEMA))
     _, whole = workflow.parse_step(lake)
+    assert not legacy.exists()
     (part,) = whole.paths
     assert whole.linked == 1 and whole.written == 0
     (cached,) = lake.root.rglob("*.notes.parquet")

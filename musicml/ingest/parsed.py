@@ -94,6 +94,8 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNo
     previous = _listed(folder)
     write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces)})
     _remove_unlisted(folder, set(names) | set(previous))
+    # the one-file note table of lakes written before the parts (PARSER_VERSION 5): gone, not stale
+    lake.path("parsed", "notes.parquet").unlink(missing_ok=True)
     if lake.catalog_path.exists():  # its notes view names the parts: now these
         from musicml import catalog
 
