@@ -360,3 +360,44 @@ def test_a_manifest_naming_a_path_outside_the_lake_is_refused(tmp_path: Path) ->
     write_json(lake.path("parsed", "notes", parsed.MANIFEST), {"parts": ["../../../secret.parquet"]})
     with pytest.raises(PathEscapeError, match="escapes the lake"):
         parsed.notes_paths(lake)
+
+
+def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path: Path, derived) -> None:
+    """Ten ingestions of one file each leave ten small batches: published as one merged part (more
+    than MAX_SMALL_PARTS small ones). A file removed takes its merge apart (the rest merged again);
+    a file added later stays a part of its own beside the kept merge. The table is always the
+    note table of the files there."""
+    from musicml import workflow
+    from musicml.ingest import parsed
+    from musicml.lake import write_parquet
+
+    lake = Lake.from_env(tmp_path / "lake")
+    lake.raw_dir.mkdir(parents=True)
+    tunes = _small_abc() + sorted(music21_abc_files(), key=lambda f: (f.stat().st_size, f.name))[8:11]
+    files = None
+    for p in tunes[:10]:  # one ingestion, so one batch, per file
+        shutil.copyfile(p, lake.raw_dir / p.name)
+        files = ingest(lake, IngestConfig(isolate=False), files).files
+    assert len(list(lake.root.rglob("*.pieces.arrow"))) == 10
+
+    def publish(files: pl.DataFrame) -> parsed.PublishedNotes:
+        write_parquet(workflow.ingest_lib.files_table_path(lake), files)
+        _, published = workflow.parse_step(lake)
+        got = parsed.read_notes(lake).sort("piece_id", maintain_order=True)
+        assert got.equals(load_parsed(lake, files)[1]) and published.rows == len(got)
+        return published
+
+    first = publish(files)
+    assert len(first.paths) == 1 and first.merged == 1 and first.paths[0].name.startswith("m-")
+    again = publish(files)  # nothing changed: the merge is kept, nothing written
+    assert again.paths == first.paths and again.written == 0 and again.linked == 0
+    (lake.raw_dir / tunes[0].name).unlink()
+    files = ingest(lake, IngestConfig(isolate=False), files).files
+    fewer = publish(files)  # 9 small parts left: merged anew
+    assert len(fewer.paths) == 1 and fewer.paths != first.paths and fewer.written == 1
+    shutil.copyfile(tunes[10], lake.raw_dir / tunes[10].name)
+    files = ingest(lake, IngestConfig(isolate=False), files).files
+    more = publish(files)  # the merge of 9 kept, the new batch its own part (2 small parts)
+    assert fewer.paths[0] in more.paths and len(more.paths) == 2 and more.linked == 1 and more.written == 0
+    manifest = parsed.notes_paths(lake)
+    assert all(p.exists() for p in manifest)

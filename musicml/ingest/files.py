@@ -788,6 +788,7 @@ class CachedBatch:
     held: tuple[str, ...]  # the ids of every piece it holds, in its order
     chosen: tuple[str, ...]  # those the lake's pieces take from it (ingested now, and not from another batch)
     rows: int  # the notes it holds (of every held piece)
+    chosen_rows: int  # the notes of its chosen pieces
 
     @property
     def whole(self) -> bool:
@@ -821,10 +822,11 @@ def select_parsed(lake: Lake, files: pl.DataFrame) -> ParsedSelection:
     keys = pl.from_arrow(held.select(["piece_id", "content_hash", "format", "n_notes"])).with_columns(
         batch=pl.Series(np.repeat(names, sizes), dtype=pl.String)).with_row_index("row")
     taken = keys.join(wanted.select("content_hash", "format", "batch"), on=["content_hash", "format", "batch"])
-    chosen = dict(taken.group_by("batch").agg("piece_id").iter_rows())
+    chosen = {b: (ids, n) for b, ids, n in taken.group_by("batch").agg("piece_id", pl.col("n_notes").sum()).iter_rows()}
     batches = []
     for name, ids, n_notes in keys.group_by("batch", maintain_order=True).agg("piece_id", "n_notes").iter_rows():
-        batch = CachedBatch(Path(name), _notes_path(name), tuple(ids), tuple(chosen.get(name, ())), int(sum(n_notes)))
+        mine, mine_rows = chosen.get(name, ((), 0))
+        batch = CachedBatch(Path(name), _notes_path(name), tuple(ids), tuple(mine), int(sum(n_notes)), int(mine_rows))
         _check_part(batch)
         batches.append(batch)
     paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))

@@ -6,7 +6,9 @@ ingestion worker that parsed the batch's files, so that the table is written on 
 publishing it moves no note. A batch whose pieces all belong to the lake now is published as its
 cache file itself (a hard link: no copy; a copy where the file system has no links); one holding
 pieces of files since removed, or held by another batch too, is published as a part of only the
-notes that belong. Parts are named by what they hold, never change once written, and are read only
+notes that belong. Where many small parts pile up (each small ingestion, such as the sensor's,
+makes a batch of its own), they are merged into one (:func:`_merge_small`), so readers open few
+files and a publication rewrites a bounded number of notes. Parts are named by what they hold, never change once written, and are read only
 through the manifest (:func:`notes_paths`, :func:`read_notes`, :func:`scan_notes`; DuckDB's ``notes``
 view, refreshed here): the manifest is replaced atomically, and the parts of the previous one are
 kept (a reader may still be reading them), older ones removed. Every piece's notes are in one
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from musicml.ingest.files import (
     NOTES_PART_PARQUET,
@@ -44,6 +45,11 @@ MANIFEST = "manifest.json"
 # of it (a min and max of long strings); statistics of ``piece_id`` (what readers filter by).
 PIECES_PARQUET = {"compression": "lz4", "use_dictionary": ["format", "time_signature"],
                   "write_statistics": ["piece_id"]}
+# Small parts are merged (see _merge_small): a part of fewer notes than this is small, and more
+# than MAX_SMALL_PARTS small ones become one. A batch of 64 POP909 files holds ~100k notes; one
+# ingestion of a few new files (the sensor's) makes a batch of its own.
+SMALL_PART_ROWS = 65_536
+MAX_SMALL_PARTS = 8
 _EMPTY_PART = "empty.parquet"  # the one part of a table of no notes (DuckDB reads no empty file list)
 
 
@@ -53,8 +59,9 @@ class PublishedNotes:
 
     paths: list[Path]  # its parts, in order
     rows: int  # notes
-    linked: int  # parts published as their cache file
-    written: int  # parts written (of a batch's notes that belong)
+    linked: int  # parts newly published as their cache file
+    written: int  # parts newly written (of a batch's notes that belong, or small parts merged)
+    merged: int  # parts that are merges of small ones
 
 
 def notes_dir(lake: Lake) -> Path:
@@ -77,49 +84,86 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNo
     selection = select_parsed(lake, files)
     write_parquet(pieces_path(lake), selection.pieces, **PIECES_PARQUET)
     folder = notes_dir(lake)
-    names, linked, written, rows = [], 0, 0, 0
-    for batch in selection.batches:
-        if not batch.chosen:
-            continue
-        name, n = _publish_part(batch, folder)
-        names.append(name)
-        rows += n
-        linked += batch.whole
-        written += not batch.whole
+    own = {_part_name(b): b for b in selection.batches if b.chosen}  # each batch's own part
+    previous = _read_manifest(folder)
+    groups = {m: members for m, members in previous.get("merged", {}).items()  # merges still whole
+              if set(members) <= set(own) and (folder / m).exists()}
+    free = set(own) - {n for members in groups.values() for n in members}
+    groups, free, merged = _merge_small(folder, own, groups, free)
+    linked = written = 0
+    for name in free:
+        made = _make_part(own[name], folder / name)
+        linked += made == "linked"
+        written += made == "written"
+    names = sorted([*free, *groups])
     if not names:
         names.append(_EMPTY_PART)
         if not (folder / _EMPTY_PART).exists():
             write_parquet(folder / _EMPTY_PART, pl.DataFrame(schema=NOTE_SCHEMA).to_arrow(), **NOTES_PART_PARQUET)
-    names.sort()
-    previous = _listed(folder)
-    write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces)})
-    _remove_unlisted(folder, set(names) | set(previous))
+    rows = sum(b.chosen_rows for b in own.values())
+    write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces),
+                                   "merged": {m: groups[m] for m in sorted(groups)}})
+    _remove_unlisted(folder, set(names) | set(previous.get("parts", [])))
     # the one-file note table of lakes written before the parts (PARSER_VERSION 5): gone, not stale
     lake.path("parsed", "notes.parquet").unlink(missing_ok=True)
     if lake.catalog_path.exists():  # its notes view names the parts: now these
         from musicml import catalog
 
         catalog.refresh(lake)
-    return pieces_frame(selection.pieces), PublishedNotes([folder / n for n in names], rows, linked, written)
+    return pieces_frame(selection.pieces), PublishedNotes([folder / n for n in names], rows, linked,
+                                                          written + merged, len(groups))
 
 
-def _publish_part(batch: CachedBatch, folder: Path) -> tuple[str, int]:
-    """The part of ``batch``'s chosen notes in ``folder`` (made unless there already): its name and rows."""
+def _merge_small(folder: Path, own: dict[str, CachedBatch], groups: dict[str, list[str]], free: set[str]
+                 ) -> tuple[dict[str, list[str]], set[str], int]:
+    """Where more than :data:`MAX_SMALL_PARTS` parts hold fewer than :data:`SMALL_PART_ROWS` notes
+    each (as many small ingestions leave, one batch each), those become one part written anew:
+    ``(groups, free, parts written)``. A merge is kept while every part in it is (its name lists
+    them in the manifest); one whose files changed is taken apart again. So a publication rewrites
+    at most about ``MAX_SMALL_PARTS * SMALL_PART_ROWS`` notes, and readers open few files."""
+    def rows(name: str) -> int:
+        return sum(own[n].chosen_rows for n in groups.get(name, [name]))
+
+    small = sorted(n for n in [*free, *groups] if rows(n) < SMALL_PART_ROWS)
+    if len(small) <= MAX_SMALL_PARTS:
+        return groups, free, 0
+    members = sorted(m for n in small for m in groups.pop(n, [n]))
+    free = free - set(small)
+    name = f"m-{hashlib.sha256(chr(10).join(members).encode()).hexdigest()[:32]}.parquet"
+    groups[name] = members
+    if (folder / name).exists():
+        return groups, free, 0
+    _write_notes(folder / name, pl.concat([read_part(own[m]) for m in members]))
+    return groups, free, 1
+
+
+def _part_name(batch: CachedBatch) -> str:
+    """A batch's own part: named by the batch, and by the pieces taken from it where not all."""
     stem = batch.notes_path.name.split(".")[0]
     if batch.whole:
-        name = f"{stem}.parquet"
-        if not _same_file(folder / name, batch.notes_path):  # (a batch parsed again is a new file)
-            _link_or_copy(batch.notes_path, folder / name)
-        return name, batch.rows
-    digest = hashlib.sha256("\n".join(sorted(batch.chosen)).encode()).hexdigest()[:16]
-    name = f"{stem}-{digest}.parquet"
-    if (folder / name).exists():
-        return name, pq.read_metadata(folder / name).num_rows
-    notes = read_part(batch)
-    codes = pa.array(notes["piece_id"].to_arrow().dictionary_encode())  # (as the cache writes it)
+        return f"{stem}.parquet"
+    return f"{stem}-{hashlib.sha256(chr(10).join(sorted(batch.chosen)).encode()).hexdigest()[:16]}.parquet"
+
+
+def _make_part(batch: CachedBatch, path: Path) -> str:
+    """``path``, a batch's own part, made unless it is there: "linked" (the cache's file),
+    "written" (the notes that belong) or "kept"."""
+    if batch.whole:
+        if _same_file(path, batch.notes_path):  # (a batch parsed again is a new file)
+            return "kept"
+        _link_or_copy(batch.notes_path, path)
+        return "linked"
+    if path.exists():
+        return "kept"
+    _write_notes(path, read_part(batch))
+    return "written"
+
+
+def _write_notes(path: Path, notes: pl.DataFrame) -> None:
+    """A part of ``NOTE_SCHEMA`` rows, written as the cache writes its own."""
+    codes = pa.array(notes["piece_id"].to_arrow().dictionary_encode())
     table = pa.table({"piece_id": codes, **{k: notes[k].to_arrow() for k in NOTE_SCHEMA if k != "piece_id"}})
-    write_parquet(folder / name, table, **NOTES_PART_PARQUET)
-    return name, len(notes)
+    write_parquet(path, table, **NOTES_PART_PARQUET)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -139,11 +183,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _listed(folder: Path) -> list[str]:
+def _read_manifest(folder: Path) -> dict:
+    """The manifest as the last publication wrote it (``{}`` where there is none or it is unreadable)."""
     try:
-        return list(read_json(folder / MANIFEST)["parts"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+        manifest = read_json(folder / MANIFEST)
+        parts, merged = list(manifest["parts"]), dict(manifest.get("merged", {}))
+        return {"parts": [str(p) for p in parts], "merged": {str(m): [str(n) for n in v] for m, v in merged.items()}}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _remove_unlisted(folder: Path, keep: set[str]) -> None:

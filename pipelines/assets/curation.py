@@ -61,8 +61,8 @@ def parsed_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     by_format = pieces.group_by("format").agg(
         pl.len().alias("pieces"), pl.col("n_notes").sum().alias("notes"), pl.col("text_bytes").sum().alias("text_bytes")
     ).sort("format")
-    context.log.info(f"{len(pieces)} pieces, {notes.rows} notes in {len(notes.paths)} parts "
-                     f"({notes.linked} published as cached, {notes.written} written)")
+    context.log.info(f"{len(pieces)} pieces, {notes.rows} notes in {len(notes.paths)} parts ({notes.linked} new "
+                     f"linked from the cache, {notes.written} written, {notes.merged} merges of small parts)")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(pieces),
