@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 
+from musicml.ingest.parsed import notes_paths
 from musicml.lake import Lake, atomic_path
 
 # view name -> parquet path (relative to the lake root; a manifest: the parquet it lists); a view is
@@ -30,19 +31,13 @@ def refresh(lake: Lake) -> list[str]:
             for name, rel in VIEWS.items():
                 path = lake.root / rel
                 if path.exists():
-                    files = _parts(lake) if path.suffix == ".json" else [path]
+                    files = notes_paths(lake) if path.suffix == ".json" else [path]
                     listed = ", ".join(f"'{_sql_str(f)}'" for f in files)
                     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
                     made.append(name)
         finally:
             con.close()
     return made
-
-
-def _parts(lake: Lake) -> list[Path]:
-    from musicml.ingest.parsed import notes_paths
-
-    return notes_paths(lake)
 
 
 def _sql_str(path: Path) -> str:

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 
 from musicml.ingest.files import (
-    NOTES_PART_PARQUET,
     CachedBatch,
     pieces_frame,
     read_part,
     select_parsed,
+    write_notes_part,
 )
 from musicml.ingest.note_table import NOTE_SCHEMA
 from musicml.lake import Lake, atomic_path, read_json, safe_join, write_json, write_parquet
@@ -99,7 +98,7 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNo
     if not names:
         names.append(_EMPTY_PART)
         if not (folder / _EMPTY_PART).exists():
-            write_parquet(folder / _EMPTY_PART, pl.DataFrame(schema=NOTE_SCHEMA).to_arrow(), **NOTES_PART_PARQUET)
+            write_notes_part(folder / _EMPTY_PART, pl.DataFrame(schema=NOTE_SCHEMA))
     rows = sum(b.chosen_rows for b in own.values())
     write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces),
                                    "merged": {m: groups[m] for m in sorted(groups)}})
@@ -107,7 +106,7 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNo
     # the one-file note table of lakes written before the parts (PARSER_VERSION 5): gone, not stale
     lake.path("parsed", "notes.parquet").unlink(missing_ok=True)
     if lake.catalog_path.exists():  # its notes view names the parts: now these
-        from musicml import catalog
+        from musicml import catalog  # (here: the catalog imports this module)
 
         catalog.refresh(lake)
     return pieces_frame(selection.pieces), PublishedNotes([folder / n for n in names], rows, linked,
@@ -133,7 +132,7 @@ def _merge_small(folder: Path, own: dict[str, CachedBatch], groups: dict[str, li
     groups[name] = members
     if (folder / name).exists():
         return groups, free, 0
-    _write_notes(folder / name, pl.concat([read_part(own[m]) for m in members]))
+    write_notes_part(folder / name, pl.concat([read_part(own[m]) for m in members]))
     return groups, free, 1
 
 
@@ -155,15 +154,8 @@ def _make_part(batch: CachedBatch, path: Path) -> str:
         return "linked"
     if path.exists():
         return "kept"
-    _write_notes(path, read_part(batch))
+    write_notes_part(path, read_part(batch))
     return "written"
-
-
-def _write_notes(path: Path, notes: pl.DataFrame) -> None:
-    """A part of ``NOTE_SCHEMA`` rows, written as the cache writes its own."""
-    codes = pa.array(notes["piece_id"].to_arrow().dictionary_encode())
-    table = pa.table({"piece_id": codes, **{k: notes[k].to_arrow() for k in NOTE_SCHEMA if k != "piece_id"}})
-    write_parquet(path, table, **NOTES_PART_PARQUET)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
