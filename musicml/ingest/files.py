@@ -636,18 +636,20 @@ def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
 
 
 # How a batch's notes are written (pyarrow.parquet.write_table options): the parts of the lake's
-# note table. Measured on POP909 and its versions (4.81M notes in 45 batches; CPU of the writes
-# against symusic's parse of the files = 1.00, MB on disk), 2026-12-03, to memory and at pyarrow's
-# default batch size: these 0.82, 19.5 (every integer column delta encoded, no codec); plain 0.51, 155; onsets and durations delta encoded
-# 0.62, 86; lz4 and those deltas 0.84, 19.8; zstd (level 1) and those 1.17, 12.6. Parquet's
-# encoding is the floor (about 7 ns a value whatever the codec). ``piece_id`` comes dictionary
+# note table. Measured on POP909 and its versions (2026-12-03, the first 1,280 files: 2.0M notes in
+# 20 batches; CPU of the writes to a file, bytes on disk per note, best of 5): every integer column
+# BYTE_STREAM_SPLIT then lz4 38.2 ns, 2.85 B (int16 columns stored as parquet's INT32 have two zero
+# byte streams, which lz4 removes for almost nothing); every one delta encoded, no codec (until then)
+# 48.7 ns, 4.11 B; plain, no codec 36 ns, 42 B; zstd (level 1) after the split 55 ns, 1.94 B; lz4
+# alone (plain) 58 ns, 7.3 B. Per column, split and lz4 cost 3.4 ns a note for an int16 (delta 5.5)
+# and 6.6 for an int64 (delta 6.3). Split integers need a reader of parquet 2.11 (pyarrow, polars,
+# DuckDB >= 2.0 read them; readers still at parquet 2.10 do not). ``piece_id`` comes dictionary
 # encoded (``store_schema=False``: it reads back as the string column ``NOTE_SCHEMA`` says), with
 # statistics (what readers filter by, and what publishing checks a part by). Values are encoded 65,536
-# at a time, not pyarrow's 1,024: 0.81-0.86 instead of 0.91-0.92 (three alternating runs; a batch's
-# part is about 100k notes).
-_DELTA = "DELTA_BINARY_PACKED"
-NOTES_PART_PARQUET = {"compression": "none", "use_dictionary": ["piece_id"], "write_statistics": ["piece_id"],
-                      "column_encoding": {k: _DELTA for k in ("track", "program", "onset", "duration", "pitch",
+# at a time, not pyarrow's 1,024 (a batch's part is about 100k notes).
+_SPLIT = "BYTE_STREAM_SPLIT"
+NOTES_PART_PARQUET = {"compression": "lz4", "use_dictionary": ["piece_id"], "write_statistics": ["piece_id"],
+                      "column_encoding": {k: _SPLIT for k in ("track", "program", "onset", "duration", "pitch",
                                                               "velocity")},
                       "write_batch_size": 65536, "store_schema": False}
 
