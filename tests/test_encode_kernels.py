@@ -31,6 +31,40 @@ def test_lexsort_fallback_gives_the_same_text(monkeypatch):
     assert sum(len(t) for t in packed) > 100_000  # real music, not empty texts
 
 
+def _random_scores(n: int, seed: int) -> list[Score]:
+    """Scores at odd resolutions with notes before 0, outside 0..127, of negative durations, and
+    time signatures that are invalid, at negative times, or off the bar lines."""
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(n):
+        score = Score(int(rng.choice([1, 3, 24, 96, 480, 960])))
+        for t in range(int(rng.integers(0, 4))):
+            track = Track(f"t{t}", int(rng.integers(0, 128)), bool(rng.random() < 0.2))
+            for _ in range(int(rng.integers(0, 30))):
+                track.notes.append(Note(int(rng.integers(-50, 5000)), int(rng.integers(-5, 800)),
+                                        int(rng.integers(-5, 128)), int(rng.integers(-10, 128))))
+            score.tracks.append(track)
+        for _ in range(int(rng.integers(0, 4))):
+            score.time_signatures.append(TimeSignature(int(rng.integers(-100, 5000)), int(rng.choice([0, 1, 3, 5, 7, 12, 200])),
+                                                       int(rng.choice([0, 1, 2, 3, 4, 8, 16, 64]))))
+        for _ in range(int(rng.integers(0, 3))):
+            score.tempos.append(Tempo(int(rng.integers(-100, 5000)), float(rng.uniform(20, 300))))
+        scores.append(score)
+    return scores
+
+
+def test_the_one_call_layout_gives_the_general_paths_text(monkeypatch):
+    """``grid_keys`` (segments, bars and keyed notes in one compiled call) writes what the general
+    path writes step by step: real music and odd random scores, at several grids."""
+    scores = list(_abc_scores().values())[:40] + _random_scores(300, seed=1)
+    options = [{}, {"grid": 12, "velocity_bins": 32}, {"grid": 1, "velocity_bins": 128, "names": False},
+               {"max_tracks": 1}]
+    fast = [encode(s, **o) for s in scores for o in options]
+    monkeypatch.setattr(miditext, "_ONE_CALL", False)
+    assert [encode(s, **o) for s in scores for o in options] == fast
+    assert sum(len(t) for t in fast) > 100_000 and sum(t.count("ts=") for t in fast) > 300
+
+
 def test_numbers_beyond_every_table():
     """300 tracks, a bar of 128/1 at grid 480 (positions past 200,000), a note of 120,000 steps, odd
     times: every number is written in full and decodes back."""

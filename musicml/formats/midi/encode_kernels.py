@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grid_notes", "merge_sorted", "write_notes", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
+__all__ = ["grid_notes", "grid_keys", "merge_sorted", "write_notes", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
 
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _NAMES = [f"{_NOTE_NAMES[p % 12]}{p // 12 - 1}".encode("ascii") for p in range(128)]
@@ -72,6 +72,147 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
         counts[tr] += 1
         k += 1
     return dur[:k], pit[:k], vel[:k], trk[:k], bar[:k], pos[:k], key[:k], counts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bit_length(v):  # pragma: no cover - compiled
+    n = 0
+    while v > 0:
+        v >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def segments(ts_time, ts_num, ts_den, tpq, grid):  # pragma: no cover - compiled
+    """:func:`musicml.formats.midi.text._segments` of a score's time signatures (ticks, numerators,
+    denominators): (start step, num, den) arrays, each segment starting on a bar line."""
+    m = len(ts_time)
+    steps = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        steps[i] = (2 * np.int64(ts_time[i]) * grid + tpq) // (2 * tpq)
+    order = _stable_order(steps)  # by step, then as stored
+    start = np.empty(m + 1, dtype=np.int64)
+    nums = np.empty(m + 1, dtype=np.int64)
+    dens = np.empty(m + 1, dtype=np.int64)
+    start[0], nums[0], dens[0] = 0, 4, 4
+    n = 1
+    for j in range(m):
+        i = order[j]
+        num, den = np.int64(ts_num[i]), np.int64(ts_den[i])
+        if not (1 <= num <= 128 and 1 <= den <= 128 and den & (den - 1) == 0 and num * 4 * grid >= den):
+            continue
+        s, cnum, cden = start[n - 1], nums[n - 1], dens[n - 1]
+        t = max(steps[i], s)
+        k = -(-(t - s) * cden // (cnum * 4 * grid))  # ceil
+        boundary = s + (k * cnum * 4 * grid) // cden
+        if boundary == s:
+            nums[n - 1], dens[n - 1] = num, den
+            if n > 1 and nums[n - 2] == num and dens[n - 2] == den:
+                n -= 1
+        elif num != cnum or den != cden:
+            start[n], nums[n], dens[n] = boundary, num, den
+            n += 1
+    return start[:n], nums[:n], dens[:n]
+
+
+@njit(cache=True, nogil=True)
+def bar_bounds(start, nums, dens, grid, last):  # pragma: no cover - compiled
+    """:func:`musicml.formats.midi.text._bar_starts` of :func:`segments`: the start of every bar up
+    to the one holding step ``last`` (>= 0), then that bar's end; and the bars where a signature
+    starts, with its numerator and denominator."""
+    total = 0
+    n_seg = 0
+    for i in range(len(start)):  # the first segment starts at 0 <= last: the loop ends on a last one
+        is_last = i + 1 == len(start) or start[i + 1] > last
+        end = last + 1 if is_last else start[i + 1]
+        count = max(1, -(-(end - start[i]) * dens[i] // (nums[i] * 4 * grid)))
+        total += count + 1 if is_last else count
+        n_seg += 1
+        if is_last:
+            break
+    bounds = np.empty(total, dtype=np.int64)
+    ts_bar = np.empty(n_seg, dtype=np.int64)
+    k = 0
+    bars = 0
+    for i in range(n_seg):
+        is_last = i + 1 == n_seg
+        end = last + 1 if is_last else start[i + 1]
+        per = nums[i] * 4 * grid
+        count = max(1, -(-(end - start[i]) * dens[i] // per))
+        for j in range(count + 1 if is_last else count):
+            bounds[k] = start[i] + (j * per) // dens[i]
+            k += 1
+        ts_bar[i] = bars
+        bars += count
+    return bounds, ts_bar, nums[:n_seg].copy(), dens[:n_seg].copy()
+
+
+@njit(cache=True, nogil=True)
+def grid_keys(time, duration, pitch, velocity, track, n_tracks, tpq, grid, vel_table, ts_time, ts_num,
+              ts_den, key_bits):  # pragma: no cover - compiled
+    """The whole layout of :func:`musicml.formats.midi.text.encode` (no track chosen) in one call:
+    the time-signature segments and bars (:func:`segments`, :func:`bar_bounds`) and the notes on the
+    grid with their packed keys (:func:`grid_notes`, fields read back from the key). Returns
+    ``(status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids)``:
+    status 0 for the notes laid out (``key`` unsorted; ``tids``: each track's number as written,
+    -1 for one with no note on the grid), 1 for a text of the header alone, 2 where the packed key
+    does not fit in ``key_bits`` (the caller takes the general path)."""
+    e = np.zeros(0, dtype=np.int64)
+    n = len(time)
+    last = np.int64(-1)
+    for i in range(n):
+        last = max(last, np.int64(time[i]))
+    last = (2 * last * grid + tpq) // (2 * tpq) if n else np.int64(-1)
+    if last < 0:
+        return 1, 0, 0, 0, e, e, e, e, e, e, e, e
+    seg_start, seg_num, seg_den = segments(ts_time, ts_num, ts_den, tpq, grid)
+    bounds, ts_bar, bar_num, bar_den = bar_bounds(seg_start, seg_num, seg_den, grid, last)
+    width = np.int64(1)
+    for i in range(len(seg_start)):
+        width = max(width, -(-(seg_num[i] * 4 * grid) // seg_den[i]))
+    n_bars = len(bounds) - 1
+    idx_bits = _bit_length(n)
+    track_bits, pos_bits = max(1, _bit_length(n_tracks - 1)), max(1, _bit_length(width - 1))
+    if _bit_length(n_bars) + track_bits + pos_bits + 7 + idx_bits > key_bits:
+        return 2, 0, 0, 0, e, e, e, e, e, e, e, e
+    one_num, one_den = (seg_num[0], seg_den[0]) if len(seg_start) == 1 else (0, 1)
+    per = one_num * 4 * grid
+    dur = np.empty(n, dtype=np.int64)
+    vel = np.empty(n, dtype=np.int64)
+    key = np.empty(n, dtype=np.int64)
+    counts = np.zeros(n_tracks, dtype=np.int64)
+    two_grid, two_tpq = 2 * grid, 2 * tpq
+    k = 0
+    for i in range(n):
+        t = np.int64(time[i])
+        p = np.int64(pitch[i])
+        q = (t * two_grid + tpq) // two_tpq
+        if q < 0 or p < 0 or p > 127:
+            continue
+        d = np.int64(duration[i])
+        end = t + (d if d > 0 else 0)
+        g = (end * two_grid + tpq) // two_tpq - q
+        if one_num > 0:
+            b = ((q + 1) * one_den - 1) // per
+        else:
+            b = np.searchsorted(bounds[:n_bars], q, side="right") - 1
+        r = q - bounds[b]
+        tr = np.int64(track[i])
+        dur[k] = g if g > 1 else 1
+        vel[k] = vel_table[np.int64(velocity[i]) + 128]
+        key[k] = (((((((b << track_bits) | tr) << pos_bits) | r) << 7) | p) << idx_bits) | k
+        counts[tr] += 1
+        k += 1
+    if k == 0:
+        return 1, 0, 0, 0, e, e, e, e, e, e, e, e
+    tids = np.full(n_tracks, -1, dtype=np.int64)
+    m = 0
+    for t in range(n_tracks):
+        if counts[t] > 0:
+            tids[t] = m
+            m += 1
+    return 0, idx_bits, track_bits, pos_bits, bounds, ts_bar, bar_num, bar_den, dur[:k], vel[:k], key[:k], tids
 
 
 @njit(cache=True, nogil=True)
@@ -342,4 +483,4 @@ def write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, d
     return buf[:k]
 
 
-KERNELS = (grid_notes, merge_sorted, write_notes)
+KERNELS = (grid_notes, grid_keys, merge_sorted, write_notes)  # (segments and bar_bounds are compiled into grid_keys)

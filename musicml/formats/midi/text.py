@@ -285,6 +285,24 @@ def encode(
     header = f"MIDI grid={grid} vel={velocity_bins}"
     if not len(c.time):
         return header + "\n"
+    # the layout in one compiled call (the general path below does the same step by step): the usual
+    # case, every track with notes kept and the key packed
+    ts = score.time_signatures.numpy()
+    status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids = kernels.grid_keys(
+        c.time, c.duration, c.pitch, c.velocity, c.track, c.n_tracks, tpq, grid, _velocity_table(velocity_bins),
+        ts["time"], ts["numerator"], ts["denominator"], _PACKED_KEY_BITS if _ONE_CALL else -1)
+    if status == 1:
+        return header + "\n"
+    if status == 0:
+        ids = tids.tolist()
+        keep = [t for t, i in enumerate(ids) if i >= 0]
+        if max_tracks is None or len(keep) <= max_tracks:
+            key.sort()  # the keys are distinct (the index is in their low bits): any sort is stable
+            t = score.tempos.numpy()
+            body = kernels.write_notes(key, idx_bits, track_bits, pos_bits, key, key, key, key, dur, vel, tids,
+                                       c.drums, ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq, grid, bounds,
+                                       DEFAULT_TEMPO, kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
+            return "\n".join([header, *_declarations(score, c, keep, names)]) + body.tobytes().decode("ascii") + "\n"
 
     # bars up to the last onset of any note (the bars up to the last kept onset are a prefix)
     last = _round_step(int(c.time.max()), tpq, grid)
@@ -325,17 +343,7 @@ def encode(
         keep = sorted(sorted(keep, key=lambda i: (-counts[i], i))[: max(0, max_tracks)])
     tids = np.full(n_tracks, -1, dtype=np.int64)
     tids[keep] = np.arange(len(keep))
-    out = [header]
-    tracks, programs, drums = score.tracks, c.programs.tolist(), c.drums.tolist()
-    for i, t in enumerate(keep):
-        decl = f"track t{i} program={programs[t] & 0x7F}"
-        if drums[t]:
-            decl += " drum"
-        if names:
-            name = _sanitize_name(str(c.names[t] if c.names else tracks[t].name))
-            if name:
-                decl += f" name={name}"
-        out.append(decl)
+    out = [header, *_declarations(score, c, keep, names)]
     if not keep:
         return "\n".join(out) + "\n"
 
@@ -351,7 +359,24 @@ def encode(
     return "\n".join(out) + body.tobytes().decode("ascii") + "\n"
 
 
+def _declarations(score: Score, c: NoteColumns, keep: list[int], names: bool) -> list[str]:
+    """The ``track`` lines of the kept tracks (``keep``: their indices in ``score.tracks``)."""
+    out = []
+    programs, drums = c.programs.tolist(), c.drums.tolist()
+    for i, t in enumerate(keep):
+        decl = f"track t{i} program={programs[t] & 0x7F}"
+        if drums[t]:
+            decl += " drum"
+        if names:
+            name = _sanitize_name(str(c.names[t] if c.names else score.tracks[t].name))
+            if name:
+                decl += f" name={name}"
+        out.append(decl)
+    return out
+
+
 _PACKED_KEY_BITS = 62  # the notes' sort key and row index in one int64 when they fit in this many bits
+_ONE_CALL = True  # the layout by kernels.grid_keys where it can (tests compare it with the general path)
 
 
 def read_grid(text: str) -> int:
