@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from musicml.ingest.files import (
+    PIECE_SCHEMA,
     CachedBatch,
     pieces_frame,
     read_part,
@@ -38,12 +39,14 @@ from musicml.locks import file_lock
 
 MANIFEST = "manifest.json"
 # How ``pieces.parquet`` is written (pyarrow.parquet.write_table options). Measured on POP909 and
-# its versions (2,873 pieces, 58 MB of MIDI text; CPU, size), 2026-12-03: the lake's default (zstd,
-# dictionaries and statistics of every column) 0.129 s, 9.5 MB; these 0.088 s, 16.1 MB; uncompressed
-# 0.026 s, 58.4 MB. The text is most of it: no dictionary (every text differs) and no statistics
-# of it (a min and max of long strings); statistics of ``piece_id`` (what readers filter by).
-PIECES_PARQUET = {"compression": "lz4", "use_dictionary": ["format", "time_signature"],
-                  "write_statistics": ["piece_id"]}
+# its versions (2,873 pieces, 58 MB of MIDI text; CPU of the write, of polars' read, size), 2026-12-03:
+# the text uncompressed, every other column lz4 (these) 33 ms, 22 ms, 58.2 MB; everything lz4 94 ms,
+# 34 ms, 16.1 MB; snappy 90 ms, 41 ms, 16.4 MB; zstd (level 1) 126 ms, 50 ms, 9.5 MB. The text is
+# most of it, and compressing it is what costs: it is read once (``deduped_scores``), whose tables
+# onward are compressed. No dictionary of the text (every text differs) and no statistics of it (a
+# min and max of long strings); statistics of ``piece_id`` (what readers filter by).
+PIECES_PARQUET = {"compression": {c: "none" if c == "text" else "lz4" for c in PIECE_SCHEMA},
+                  "use_dictionary": ["format", "time_signature"], "write_statistics": ["piece_id"]}
 # Small parts are merged (see _merge_small): a part of fewer notes than this is small, and more
 # than MAX_SMALL_PARTS small ones become one. A batch of 64 POP909 files holds ~100k notes; one
 # ingestion of a few new files (the sensor's) makes a batch of its own.
