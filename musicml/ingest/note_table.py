@@ -127,7 +127,10 @@ def notes_part_table(ids: list[str], parts: list[dict[str, np.ndarray]]) -> pa.T
     cols = {k: np.concatenate([a[k] for a in parts], dtype=t, casting="same_kind") if parts else np.zeros(0, dtype=t)
             for k, t in _DTYPES.items()}
     codes = np.repeat(np.arange(len(parts), dtype=np.int32), n)
-    piece_id = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(ids, pa.string()))
+    # (the codes' buffer as it is, and unchecked: each is an index into ``ids`` by construction;
+    # ``pa.array`` of int32 and the check cost ~120 us a batch)
+    indices = pa.Array.from_buffers(pa.int32(), len(codes), [None, pa.py_buffer(codes)])
+    piece_id = pa.DictionaryArray.from_arrays(indices, pa.array(ids, pa.string()), safe=False)
     return pa.table({"piece_id": piece_id, **cols})
 
 
