@@ -65,6 +65,25 @@ def test_the_one_call_layout_gives_the_general_paths_text(monkeypatch):
     assert sum(len(t) for t in fast) > 100_000 and sum(t.count("ts=") for t in fast) > 300
 
 
+def test_floor_division_by_multiplication_is_exact():
+    """``_floor_div`` (the grid's divisions as multiplications) equals ``//`` over the range it is
+    used on (an int32 tick times twice a grid of up to 480, plus a resolution), at the boundaries too."""
+    from numba import njit
+
+    from musicml.formats.midi.encode_kernels import _floor_div
+
+    @njit
+    def divide(xs, d):
+        inv = 1.0 / d
+        return np.array([_floor_div(x, d, inv) for x in xs])
+
+    rng = np.random.default_rng(7)
+    for d in (1, 2, 3, 7, 48, 960, 65_535, 2 * 32_767, 128 * 4 * 480):
+        xs = np.concatenate([rng.integers(-(2**41), 2**41, 20_000), np.arange(-3 * d, 3 * d + 1),
+                             np.array([2**41 - 1, -(2**41), (2**41 // d) * d, (2**41 // d) * d - 1])]).astype(np.int64)
+        assert divide(xs, d).tolist() == [int(x) // d for x in xs]
+
+
 def test_numbers_beyond_every_table():
     """300 tracks, a bar of 128/1 at grid 480 (positions past 200,000), a note of 120,000 steps, odd
     times: every number is written in full and decodes back."""

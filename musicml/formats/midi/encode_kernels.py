@@ -75,6 +75,19 @@ def grid_notes(time, duration, pitch, velocity, track, tpq, grid, vel_table, bar
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _floor_div(x, d, inv):  # pragma: no cover - compiled
+    """``x // d`` (``d`` > 0, ``inv`` = ``1.0 / d``) by a multiplication: exact for ``|x|`` below
+    2**50 (an int32 tick times a grid is below 2**41), where the float quotient is off by less
+    than one and one step corrects it; a third of the cost of the three divisions a note took."""
+    q = np.int64(np.floor(np.float64(x) * inv))
+    if q * d > x:
+        q -= 1
+    elif (q + 1) * d <= x:
+        q += 1
+    return q
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _bit_length(v):  # pragma: no cover - compiled
     n = 0
     while v > 0:
@@ -154,9 +167,10 @@ def grid_keys(time, duration, pitch, velocity, track, n_tracks, tpq, grid, vel_t
     """The whole layout of :func:`musicml.formats.midi.text.encode` (no track chosen) in one call:
     the time-signature segments and bars (:func:`segments`, :func:`bar_bounds`) and the notes on the
     grid with their packed keys (:func:`grid_notes`, fields read back from the key). Returns
-    ``(status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids)``:
-    status 0 for the notes laid out (``key`` unsorted; ``tids``: each track's number as written,
-    -1 for one with no note on the grid), 1 for a text of the header alone, 2 where the packed key
+    ``(status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids, n_bars,
+    top)``: status 0 for the notes laid out (``key`` unsorted; ``tids``: each track's number as
+    written, -1 for one with no note on the grid; ``n_bars`` and ``top`` as :func:`write_notes`
+    takes them), 1 for a text of the header alone, 2 where the packed key
     does not fit in ``key_bits`` (the caller takes the general path)."""
     e = np.zeros(0, dtype=np.int64)
     n = len(time)
@@ -165,7 +179,7 @@ def grid_keys(time, duration, pitch, velocity, track, n_tracks, tpq, grid, vel_t
         last = max(last, np.int64(time[i]))
     last = (2 * last * grid + tpq) // (2 * tpq) if n else np.int64(-1)
     if last < 0:
-        return 1, 0, 0, 0, e, e, e, e, e, e, e, e
+        return 1, 0, 0, 0, e, e, e, e, e, e, e, e, 0, 0
     seg_start, seg_num, seg_den = segments(ts_time, ts_num, ts_den, tpq, grid)
     bounds, ts_bar, bar_num, bar_den = bar_bounds(seg_start, seg_num, seg_den, grid, last)
     width = np.int64(1)
@@ -175,7 +189,7 @@ def grid_keys(time, duration, pitch, velocity, track, n_tracks, tpq, grid, vel_t
     idx_bits = _bit_length(n)
     track_bits, pos_bits = max(1, _bit_length(n_tracks - 1)), max(1, _bit_length(width - 1))
     if _bit_length(n_bars) + track_bits + pos_bits + 7 + idx_bits > key_bits:
-        return 2, 0, 0, 0, e, e, e, e, e, e, e, e
+        return 2, 0, 0, 0, e, e, e, e, e, e, e, e, 0, 0
     one_num, one_den = (seg_num[0], seg_den[0]) if len(seg_start) == 1 else (0, 1)
     per = one_num * 4 * grid
     dur = np.empty(n, dtype=np.int64)
@@ -183,36 +197,41 @@ def grid_keys(time, duration, pitch, velocity, track, n_tracks, tpq, grid, vel_t
     key = np.empty(n, dtype=np.int64)
     counts = np.zeros(n_tracks, dtype=np.int64)
     two_grid, two_tpq = 2 * grid, 2 * tpq
+    inv_tpq, inv_per = 1.0 / two_tpq, 1.0 / max(per, 1)
     k = 0
+    top_bar = top = np.int64(0)
     for i in range(n):
         t = np.int64(time[i])
         p = np.int64(pitch[i])
-        q = (t * two_grid + tpq) // two_tpq
+        q = _floor_div(t * two_grid + tpq, two_tpq, inv_tpq)
         if q < 0 or p < 0 or p > 127:
             continue
         d = np.int64(duration[i])
         end = t + (d if d > 0 else 0)
-        g = (end * two_grid + tpq) // two_tpq - q
+        g = _floor_div(end * two_grid + tpq, two_tpq, inv_tpq) - q
         if one_num > 0:
-            b = ((q + 1) * one_den - 1) // per
+            b = _floor_div((q + 1) * one_den - 1, per, inv_per)
         else:
             b = np.searchsorted(bounds[:n_bars], q, side="right") - 1
         r = q - bounds[b]
         tr = np.int64(track[i])
         dur[k] = g if g > 1 else 1
+        top, top_bar = max(top, dur[k]), max(top_bar, b)
         vel[k] = vel_table[np.int64(velocity[i]) + 128]
         key[k] = (((((((b << track_bits) | tr) << pos_bits) | r) << 7) | p) << idx_bits) | k
         counts[tr] += 1
         k += 1
     if k == 0:
-        return 1, 0, 0, 0, e, e, e, e, e, e, e, e
+        return 1, 0, 0, 0, e, e, e, e, e, e, e, e, 0, 0
     tids = np.full(n_tracks, -1, dtype=np.int64)
     m = 0
     for t in range(n_tracks):
         if counts[t] > 0:
             tids[t] = m
             m += 1
-    return 0, idx_bits, track_bits, pos_bits, bounds, ts_bar, bar_num, bar_den, dur[:k], vel[:k], key[:k], tids
+    top = max(top, width - 1, n_tracks)
+    return 0, idx_bits, track_bits, pos_bits, bounds, ts_bar, bar_num, bar_den, dur[:k], vel[:k], key[:k], tids, \
+        top_bar + 1, top
 
 
 @njit(cache=True, nogil=True)
@@ -394,8 +413,8 @@ def _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch): 
 
 @njit(cache=True, nogil=True)
 def write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, dur, vel, tids, drums, ts_bar, ts_num,
-                ts_den, tempo_time, tempo_mspq, tpq, grid, bounds, default_qpm, names,
-                name_lens):  # pragma: no cover - compiled
+                ts_den, tempo_time, tempo_mspq, tpq, grid, bounds, default_qpm, names, name_lens, n_bars=-1,
+                top=-1):  # pragma: no cover - compiled
     """The body of a MIDI text as ASCII bytes: for each bar up to the one of the last note written,
     its bar line, then its track sections.
 
@@ -408,58 +427,52 @@ def write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, d
     names). A section starts with ``tN``; ``@pos`` is written when the position changes and ``vV``
     when the velocity does (both at a section's start). A bar line carries its time signature
     (``ts_bar`` ascending) and its tempo changes (:func:`tempo_events` of the score's tempos;
-    ``bounds``: the start of every bar, then the end of the last)."""
+    ``bounds``: the start of every bar, then the end of the last). ``n_bars`` (the bars to write: up
+    to the last note's) and ``top`` (a bound of every number of a note's tokens: their digits) are
+    found from the notes where not given (-1); :func:`grid_keys`, whose keys keep every track, knows them."""
     n = len(order)
-    n_bars = 0  # the bars written: up to the last note's
-    top = len(tids)  # the largest number of a note's tokens bounds their digits
-    for j in range(n):
-        i, b, tr, r, _ = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
-        if tids[tr] >= 0:
-            n_bars = max(n_bars, b + 1)
-            top = max(top, r, dur[i])
-    starts = bounds[:n_bars]
-    tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, starts, bounds[n_bars],
-                                                   default_qpm)
-    size = 4 * n_bars + 12 * len(ts_bar) + n * (15 + 3 * _digits(top))  # every token of every note
-    for j in range(len(tempo_bar)):
-        size += 12 + _digits(abs(tempo_pos[j])) + 3 + 7
-    buf = np.empty(size, dtype=np.uint8)
-    k = 0
-    next_bar = 0  # the next bar line to write
-    s = 0  # the next time signature
-    e = 0  # the next tempo
+    if n_bars < 0:
+        n_bars, top = 0, len(tids)
+        for j in range(n):
+            i, b, tr, r, _ = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
+            if tids[tr] >= 0:
+                n_bars = max(n_bars, b + 1)
+                top = max(top, r, dur[i])
+    mask = (np.int64(1) << idx_bits) - 1
+    buf, tempo_bar, tempo_pos, tempo_qpm = _body_buffer(n, n_bars, top, ts_bar, tempo_time, tempo_mspq, tpq, grid,
+                                                        bounds, default_qpm)
+    k = next_bar = s = e = 0  # where in the buffer; the next bar line, signature and tempo to write
     last_bar = last_tid = last_pos = last_vel = np.int64(-1)  # the note written last (none: -1)
+    t_mask, p_mask = (np.int64(1) << track_bits) - 1, (np.int64(1) << pos_bits) - 1
     j = 0
     while j < n:
-        i, b, tr, r, p = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
-        d, v = dur[i], vel[i]
-        j += 1
-        while j < n:  # the run of notes on this (bar, track, position, pitch)
-            i2, b2, tr2, r2, p2 = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
-            if b2 != b or tr2 != tr or r2 != r or p2 != p:
-                break
-            d, v = max(d, dur[i2]), max(v, vel[i2])
+        if track_bits > 0:  # the fields from the key, once a run: a run is one key above the index bits
+            g = order[j] >> idx_bits
+            i = order[j] & mask
+            b, tr, r, p = g >> (7 + pos_bits + track_bits), (g >> (7 + pos_bits)) & t_mask, (g >> 7) & p_mask, g & 127
+            d, v = dur[i], vel[i]
             j += 1
+            while j < n and (order[j] >> idx_bits) == g:  # the run of notes on this (bar, track, position, pitch)
+                i = order[j] & mask
+                d, v = max(d, dur[i]), max(v, vel[i])
+                j += 1
+        else:
+            i, b, tr, r, p = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
+            d, v = dur[i], vel[i]
+            j += 1
+            while j < n:  # the run, from the fields
+                i2, b2, tr2, r2, p2 = _note_at(order, j, idx_bits, track_bits, pos_bits, bar, track, pos, pitch)
+                if b2 != b or tr2 != tr or r2 != r or p2 != p:
+                    break
+                d, v = max(d, dur[i2]), max(v, vel[i2])
+                j += 1
         t = tids[tr]
         if t < 0:
             continue
+        if next_bar <= b:
+            k, next_bar, s, e = _bar_lines(buf, k, next_bar, b, s, e, ts_bar, ts_num, ts_den, tempo_bar, tempo_pos,
+                                           tempo_qpm)
         new_section = b != last_bar or t != last_tid
-        while next_bar <= b:
-            k = _put_bytes(buf, k, _BAR)
-            if s < len(ts_bar) and ts_bar[s] == next_bar:
-                k = _put_bytes(buf, k, _TS)
-                k = _put_int(buf, k, ts_num[s])
-                buf[k] = 47  # "/"
-                k = _put_int(buf, k + 1, ts_den[s])
-                s += 1
-            while e < len(tempo_bar) and tempo_bar[e] == next_bar:
-                if tempo_pos[e] != 0:
-                    buf[k], buf[k + 1] = 32, 64  # " @"
-                    k = _put_signed(buf, k + 2, tempo_pos[e])
-                k = _put_bytes(buf, k, _TEMPO)
-                k = _put_int(buf, k, tempo_qpm[e])
-                e += 1
-            next_bar += 1
         if new_section:
             buf[k], buf[k + 1] = 10, 116  # "\nt"
             k = _put_int(buf, k + 2, t)
@@ -481,6 +494,41 @@ def write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, d
         buf[k] = 58  # ":"
         k = _put_int(buf, k + 1, d)
     return buf[:k]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _body_buffer(n, n_bars, top, ts_bar, tempo_time, tempo_mspq, tpq, grid, bounds, default_qpm):  # pragma: no cover
+    """A buffer large enough for the body of ``n`` notes over ``n_bars`` bars (``top`` bounds every
+    number of a note), and the tempo events to write (:func:`tempo_events`)."""
+    tempo_bar, tempo_pos, tempo_qpm = tempo_events(tempo_time, tempo_mspq, tpq, grid, bounds[:n_bars], bounds[n_bars],
+                                                   default_qpm)
+    size = 4 * n_bars + 12 * len(ts_bar) + n * (15 + 3 * _digits(top))  # every token of every note
+    for j in range(len(tempo_bar)):
+        size += 12 + _digits(abs(tempo_pos[j])) + 3 + 7
+    return np.empty(size, dtype=np.uint8), tempo_bar, tempo_pos, tempo_qpm
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bar_lines(buf, k, next_bar, b, s, e, ts_bar, ts_num, ts_den, tempo_bar, tempo_pos, tempo_qpm):  # pragma: no cover
+    """Write the bar lines from ``next_bar`` to bar ``b``, each with its time signature (the next is
+    ``ts_bar[s]``) and tempo changes (the next is ``tempo_bar[e]``); ``(k, next_bar, s, e)`` after."""
+    while next_bar <= b:
+        k = _put_bytes(buf, k, _BAR)
+        if s < len(ts_bar) and ts_bar[s] == next_bar:
+            k = _put_bytes(buf, k, _TS)
+            k = _put_int(buf, k, ts_num[s])
+            buf[k] = 47  # "/"
+            k = _put_int(buf, k + 1, ts_den[s])
+            s += 1
+        while e < len(tempo_bar) and tempo_bar[e] == next_bar:
+            if tempo_pos[e] != 0:
+                buf[k], buf[k + 1] = 32, 64  # " @"
+                k = _put_signed(buf, k + 2, tempo_pos[e])
+            k = _put_bytes(buf, k, _TEMPO)
+            k = _put_int(buf, k, tempo_qpm[e])
+            e += 1
+        next_bar += 1
+    return k, next_bar, s, e
 
 
 KERNELS = (grid_notes, grid_keys, merge_sorted, write_notes)  # (segments and bar_bounds are compiled into grid_keys)

@@ -288,9 +288,10 @@ def encode(
     # the layout in one compiled call (the general path below does the same step by step): the usual
     # case, every track with notes kept and the key packed
     ts = score.time_signatures.numpy()
-    status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids = kernels.grid_keys(
-        c.time, c.duration, c.pitch, c.velocity, c.track, c.n_tracks, tpq, grid, _velocity_table(velocity_bins),
-        ts["time"], ts["numerator"], ts["denominator"], _PACKED_KEY_BITS if _ONE_CALL else -1)
+    layout = kernels.grid_keys(c.time, c.duration, c.pitch, c.velocity, c.track, c.n_tracks, tpq, grid,
+                               _velocity_table(velocity_bins), ts["time"], ts["numerator"], ts["denominator"],
+                               _PACKED_KEY_BITS if _ONE_CALL else -1)
+    status, idx_bits, track_bits, pos_bits, bounds, ts_bar, ts_num, ts_den, dur, vel, key, tids, n_bars, top = layout
     if status == 1:
         return header + "\n"
     if status == 0:
@@ -301,7 +302,7 @@ def encode(
             t = score.tempos.numpy()
             body = kernels.write_notes(key, idx_bits, track_bits, pos_bits, key, key, key, key, dur, vel, tids,
                                        c.drums, ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq, grid, bounds,
-                                       DEFAULT_TEMPO, kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS)
+                                       DEFAULT_TEMPO, kernels.PITCH_NAME_BYTES, kernels.PITCH_NAME_LENS, n_bars, top)
             return "\n".join([header, *_declarations(score, c, keep, names)]) + body.tobytes().decode("ascii") + "\n"
 
     # bars up to the last onset of any note (the bars up to the last kept onset are a prefix)
