@@ -362,6 +362,28 @@ def test_a_manifest_naming_a_path_outside_the_lake_is_refused(tmp_path: Path) ->
         parsed.notes_paths(lake)
 
 
+def test_parts_of_int64_and_int32_times_read_as_one_note_table(tmp_path: Path) -> None:
+    """Parts store times as int32 (``NOTE_PART_SCHEMA``); a part an older version wrote in int64
+    still reads: the table comes back in ``NOTE_SCHEMA``, every row, values as written."""
+    from musicml.ingest import parsed
+    from musicml.ingest.files import write_notes_part
+    from musicml.ingest.note_table import NOTE_PART_SCHEMA, NOTE_SCHEMA
+    from musicml.lake import write_json, write_parquet
+
+    lake = Lake.from_env(tmp_path / "lake")
+    folder = lake.path("parsed", "notes")
+    rows = {"piece_id": ["a", "a", "b"], "track": [0, 1, 0], "program": [0, 0, 33], "is_drum": [False, True, False],
+            "onset": [0, 24, 2**31 - 1], "duration": [6, 1, 2**31 - 1], "pitch": [60, 36, 40], "velocity": [90, 100, 1]}
+    new = pl.DataFrame(rows, schema=NOTE_SCHEMA)
+    write_notes_part(folder / "new.parquet", new)
+    assert pl.read_parquet(folder / "new.parquet").schema == pl.Schema(NOTE_PART_SCHEMA)
+    write_parquet(folder / "old.parquet", new.with_columns(piece_id=pl.lit("z")))  # int64 times, as version 6 wrote
+    write_json(folder / parsed.MANIFEST, {"parts": ["new.parquet", "old.parquet"]})
+    got = parsed.read_notes(lake)
+    assert got.schema == pl.Schema(NOTE_SCHEMA) and len(got) == 6
+    assert got["onset"].to_list() == rows["onset"] * 2 and got["duration"].max() == 2**31 - 1
+
+
 def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path: Path, derived) -> None:
     """Ten ingestions of one file each leave ten small batches: published as one merged part (more
     than MAX_SMALL_PARTS small ones). A file removed takes its merge apart (the rest merged again);

@@ -13,7 +13,12 @@ import pyarrow.parquet as pq
 
 from musicml.ingest import IngestConfig, ingest, load_parsed
 from musicml.ingest.files import NOTES_SUFFIX, PARSER_VERSION, PIECE_SCHEMA, parse_bytes, piece_id
-from musicml.ingest.note_table import NOTE_SCHEMA, note_arrays, notes_frame_from_arrays
+from musicml.ingest.note_table import (
+    NOTE_PART_SCHEMA,
+    NOTE_SCHEMA,
+    note_arrays,
+    notes_frame_from_arrays,
+)
 from musicml.lake import Lake
 
 
@@ -35,7 +40,7 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     shutil.copyfile(derived.band, lake.raw_dir / "band-copy.mid")  # a duplicate: read once
     result = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, result.files)
-    assert PARSER_VERSION == "6" and (result.files["parser_version"] == "6").all()
+    assert PARSER_VERSION == "7" and (result.files["parser_version"] == "7").all()
     assert pieces.schema == pl.Schema(PIECE_SCHEMA) and notes.schema == pl.Schema(NOTE_SCHEMA)
     assert len(pieces) > 128  # the big ABC file: piece indices past int8
     want = _reference(lake, result.files)
@@ -49,5 +54,5 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     assert stored and all(f.schema_arrow.names == list(NOTE_SCHEMA) for f in stored)
     for f in stored:  # no string per note: the piece ids are a dictionary page
         assert "RLE_DICTIONARY" in f.metadata.row_group(0).column(0).encodings
-        assert pl.from_arrow(f.read()).schema == pl.Schema(NOTE_SCHEMA)
+        assert pl.from_arrow(f.read()).schema == pl.Schema(NOTE_PART_SCHEMA)  # times as int32; readers get int64
     assert sum(f.metadata.num_rows for f in stored) == pieces["n_notes"].sum() == len(notes)

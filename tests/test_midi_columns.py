@@ -19,6 +19,7 @@ from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.format import MidiPiece, midi_title, path_stem
 from musicml.formats.midi.text import encode
 from musicml.ingest.note_table import (
+    NOTE_PART_SCHEMA,
     NOTE_SCHEMA,
     _note_arrays_resampled,
     note_arrays,
@@ -129,8 +130,8 @@ def test_midi_reader_hands_its_columns_on(tmp_path) -> None:
 
 
 def test_notes_part_table_is_the_note_table_of_its_pieces() -> None:
-    """A cache batch's part: each piece's sorted notes under its id, in ``NOTE_SCHEMA``'s types,
-    the ids a dictionary (pieces without notes among them)."""
+    """A cache batch's part: each piece's sorted notes under its id, in ``NOTE_PART_SCHEMA``'s types
+    (``NOTE_SCHEMA``'s, times as int32), the ids a dictionary (pieces without notes among them)."""
     import pyarrow as pa
 
     scores = _real_scores()
@@ -143,7 +144,8 @@ def test_notes_part_table_is_the_note_table_of_its_pieces() -> None:
         table = notes_part_table(ids[chunk], parts[chunk])
         assert pa.types.is_dictionary(table["piece_id"].type) and table.column_names == list(NOTE_SCHEMA)
         got = pl.from_arrow(table).cast({"piece_id": pl.String})
-        assert got.schema == pl.Schema(NOTE_SCHEMA)
+        assert got.schema == pl.Schema(NOTE_PART_SCHEMA)
+        got = got.cast(NOTE_SCHEMA)
         want = notes_frame_from_arrays(list(zip(ids[chunk], unsorted[chunk])))  # sorted by id, onset, pitch, track
         assert got.equals(want)
 

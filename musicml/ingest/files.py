@@ -38,6 +38,7 @@ import symusic
 from musicml.formats import EXTENSIONS, FORMATS, ScoreError, get_format
 from musicml.formats.base import Piece, Reading  # noqa: F401  (Piece: re-exported by musicml.ingest)
 from musicml.ingest.note_table import (
+    NOTE_PART_SCHEMA,
     NOTE_SCHEMA,
     notes_part_table,
     piece_stats,
@@ -47,11 +48,11 @@ from musicml.ingest.scan import Entry, read_regular, scan
 from musicml.lake import Lake, atomic_path, sha256_bytes, write_parquet
 from musicml.threads import pool_workers
 
-PARSER_VERSION = "6"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
+PARSER_VERSION = "7"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
 # 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
 # 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named;
 # text in UTF-16 or UTF-32 read by its byte-order mark; RIFF MIDI unwrapped; 6: a batch's notes are a
-# parquet part of the lake's note table (``parsed/notes/``)
+# parquet part of the lake's note table (``parsed/notes/``); 7: the parts store onsets and durations as int32
 MAX_PROBLEMS = 20
 BATCH_FILES = 64  # files a worker parses per message, cached together
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
@@ -654,9 +655,10 @@ NOTES_PART_PARQUET = {"compression": "lz4", "use_dictionary": ["piece_id"], "wri
                       "write_batch_size": 65536, "store_schema": False}
 
 def write_notes_part(path: Path, notes: pa.Table | pl.DataFrame) -> None:
-    """Write a part of the note table (``NOTE_SCHEMA`` rows) atomically with
-    :data:`NOTES_PART_PARQUET`; ``piece_id`` dictionary encoded here where it is not already."""
-    table = notes if isinstance(notes, pa.Table) else notes.to_arrow()
+    """Write a part of the note table atomically with :data:`NOTES_PART_PARQUET`: a table of
+    :func:`notes_part_table`, or a frame in ``NOTE_SCHEMA`` (stored in ``NOTE_PART_SCHEMA``);
+    ``piece_id`` dictionary encoded here where it is not already."""
+    table = notes if isinstance(notes, pa.Table) else notes.cast(NOTE_PART_SCHEMA).to_arrow()
     if not pa.types.is_dictionary(table.schema.field("piece_id").type):
         table = table.set_column(0, "piece_id", table["piece_id"].dictionary_encode())
     write_parquet(path, table, **NOTES_PART_PARQUET)
@@ -869,11 +871,12 @@ def read_part(batch: CachedBatch) -> pl.DataFrame:
     try:
         notes = pl.read_parquet(batch.notes_path)
         bad = set(notes["piece_id"].unique().to_list()) - set(batch.held)
-        if bad or notes.schema != pl.Schema(NOTE_SCHEMA):
+        if bad or notes.schema != pl.Schema(NOTE_PART_SCHEMA):
             raise ValueError(f"it holds pieces the batch does not ({sorted(bad)[:3]})" if bad
                              else f"its schema is {dict(notes.schema)}")
     except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
         raise _damaged(batch.pieces_path, f"its notes file is unreadable ({type(e).__name__}: {e})") from e
+    notes = notes.cast(NOTE_SCHEMA)
     return notes if batch.whole else notes.filter(pl.col("piece_id").is_in(batch.chosen))
 
 

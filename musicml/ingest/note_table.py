@@ -28,6 +28,12 @@ NOTE_SCHEMA: dict[str, pl.DataType] = {
 }
 _DTYPES = {"track": np.int16, "program": np.int16, "is_drum": bool, "onset": np.int64, "duration": np.int64,
            "pitch": np.int16, "velocity": np.int16}  # NOTE_SCHEMA's columns but piece_id, in numpy
+# How the note table's parts store it (:func:`notes_part_table`): onsets and durations as int32 (every
+# tick of a score fits: symusic's own type, and ``_table_times`` refuses what resampling pushes past
+# it), a sixth less to encode and write than int64; readers get ``NOTE_SCHEMA``
+# (:func:`musicml.ingest.parsed.scan_notes` upcasts).
+NOTE_PART_SCHEMA: dict[str, pl.DataType] = {**NOTE_SCHEMA, "onset": pl.Int32, "duration": pl.Int32}
+_PART_DTYPES = {**_DTYPES, "onset": np.int32, "duration": np.int32}
 
 
 def note_arrays(score: symusic.Score, columns: NoteColumns | None = None) -> dict[str, np.ndarray]:
@@ -120,12 +126,12 @@ def notes_frame_from_arrays(parts: list[tuple[str, dict[str, np.ndarray]]]) -> p
 
 def notes_part_table(ids: list[str], parts: list[dict[str, np.ndarray]]) -> pa.Table:
     """The notes of pieces ``ids`` (``parts[i]``: :func:`sorted_note_arrays` of piece ``ids[i]``)
-    as one Arrow table in ``NOTE_SCHEMA``'s column order and types, each piece's rows together in
+    as one Arrow table in ``NOTE_PART_SCHEMA``'s column order and types, each piece's rows together in
     the given order; ``piece_id`` dictionary encoded (an index per note into ``ids``: no string
     built per note, and parquet stores it as the string column it is)."""
     n = np.array([len(a["pitch"]) for a in parts], dtype=np.int64)
     cols = {k: np.concatenate([a[k] for a in parts], dtype=t, casting="same_kind") if parts else np.zeros(0, dtype=t)
-            for k, t in _DTYPES.items()}
+            for k, t in _PART_DTYPES.items()}
     codes = np.repeat(np.arange(len(parts), dtype=np.int32), n)
     # (the codes' buffer as it is, and unchecked: each is an index into ``ids`` by construction;
     # ``pa.array`` of int32 and the check cost ~120 us a batch)
