@@ -204,12 +204,12 @@ def notes_paths(lake: Lake) -> list[Path]:
     return [safe_join(folder, name) for name in read_json(manifest)["parts"]]
 
 
+_UPCAST = pl.ScanCastOptions(integer_cast="upcast")  # the parts' int32 times (and older parts' int64) as int64
+
+
 def scan_notes(lake: Lake) -> pl.LazyFrame:
     """The lake's note table (``NOTE_SCHEMA``: the parts' int32 times read as int64), lazily."""
     return pl.scan_parquet(notes_paths(lake), schema=NOTE_SCHEMA, cast_options=_UPCAST)
-
-
-_UPCAST = pl.ScanCastOptions(integer_cast="upcast")
 
 
 def read_notes(lake: Lake, columns: list[str] | None = None) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grid_notes", "grid_keys", "merge_sorted", "write_notes", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
+__all__ = ["grid_notes", "grid_keys", "segments", "bar_bounds", "merge_sorted", "write_notes", "PITCH_NAME_BYTES", "PITCH_NAME_LENS"]
 
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _NAMES = [f"{_NOTE_NAMES[p % 12]}{p // 12 - 1}".encode("ascii") for p in range(128)]
@@ -98,8 +98,11 @@ def _bit_length(v):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def segments(ts_time, ts_num, ts_den, tpq, grid):  # pragma: no cover - compiled
-    """:func:`musicml.formats.midi.text._segments` of a score's time signatures (ticks, numerators,
-    denominators): (start step, num, den) arrays, each segment starting on a bar line."""
+    """The time-signature segments of a score's time signatures (ticks, numerators, denominators):
+    (start step, num, den) arrays, each segment starting on a bar line. 4/4 from step 0 until the
+    first valid signature; a signature (in step order, then as stored) takes effect at the first bar
+    line at or after its step (replacing the current one where that is the segment's start); an
+    invalid one (see the encoding rules) or a repeat of the current one changes nothing."""
     m = len(ts_time)
     steps = np.empty(m, dtype=np.int64)
     for i in range(m):
@@ -131,9 +134,9 @@ def segments(ts_time, ts_num, ts_den, tpq, grid):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def bar_bounds(start, nums, dens, grid, last):  # pragma: no cover - compiled
-    """:func:`musicml.formats.midi.text._bar_starts` of :func:`segments`: the start of every bar up
-    to the one holding step ``last`` (>= 0), then that bar's end; and the bars where a signature
-    starts, with its numerator and denominator."""
+    """The bars of :func:`segments`: the start of every bar up to the one holding step ``last``
+    (>= 0), then that bar's end; and the bars where a signature starts (ascending), with its
+    numerator and denominator. A later ``last`` only adds bars: the bars up to an earlier one stay."""
     total = 0
     n_seg = 0
     for i in range(len(start)):  # the first segment starts at 0 <= last: the loop ends on a last one
@@ -531,4 +534,4 @@ def _bar_lines(buf, k, next_bar, b, s, e, ts_bar, ts_num, ts_den, tempo_bar, tem
     return k, next_bar, s, e
 
 
-KERNELS = (grid_notes, grid_keys, merge_sorted, write_notes)  # (segments and bar_bounds are compiled into grid_keys)
+KERNELS = (grid_notes, grid_keys, segments, bar_bounds, merge_sorted, write_notes)

@@ -203,53 +203,6 @@ def _quantized_notes(track, tpq: int, grid: int, velocity_bins: int):
     return on, dur, pitch, vel
 
 
-def _segments(score, tpq: int, grid: int) -> list[tuple[int, int, int]]:
-    """Time-signature segments (start step, num, den), each starting on a bar line."""
-    segs: list[tuple[int, int, int]] = [(0, 4, 4)]
-    if not len(score.time_signatures):
-        return segs
-    events = sorted((_round_step(ts.time, tpq, grid), i, ts.numerator, ts.denominator)
-                    for i, ts in enumerate(score.time_signatures))  # (few: cheaper than .numpy())
-    for t, _, num, den in events:
-        if not _valid_ts(num, den, grid):
-            continue
-        start, cnum, cden = segs[-1]
-        t = max(t, start)
-        k = -(-(t - start) * cden // (cnum * 4 * grid))  # ceil
-        boundary = start + (k * cnum * 4 * grid) // cden
-        if boundary == start:
-            segs[-1] = (start, num, den)
-            if len(segs) > 1 and segs[-2][1:] == (num, den):
-                segs.pop()
-        elif (num, den) != (cnum, cden):
-            segs.append((boundary, num, den))
-    return segs
-
-
-def _bar_starts(segs, grid: int, last_onset: int) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
-    """Bar starts up to the bar holding ``last_onset``, then that bar's end; bar -> signature.
-
-    A later ``last_onset`` only adds bars: the bars up to an earlier one stay as they are."""
-    starts: list[np.ndarray] = []
-    changes: dict[int, tuple[int, int]] = {}
-    n = 0
-    for i, (s, num, den) in enumerate(segs):
-        if s > last_onset:
-            break
-        last = i + 1 == len(segs) or segs[i + 1][0] > last_onset
-        end = last_onset + 1 if last else segs[i + 1][0]
-        per = num * 4 * grid
-        count = max(1, -(-(end - s) * den // per))
-        # the last segment also gets the end of its last bar
-        k = np.arange(count + 1 if last else count, dtype=np.int64)
-        starts.append(s + (k * per) // den)
-        changes[n] = (num, den)
-        n += count
-        if last:
-            break
-    return starts[0] if len(starts) == 1 else np.concatenate(starts), changes
-
-
 @lru_cache(maxsize=128)
 def _velocity_table(bins: int) -> np.ndarray:
     """The velocity written for each stored velocity ``v`` (-128..127) at index ``v + 128``."""
@@ -309,12 +262,13 @@ def encode(
     last = _round_step(int(c.time.max()), tpq, grid)
     if last < 0:
         return header + "\n"
-    segs = _segments(score, tpq, grid)
-    bounds, ts_changes = _bar_starts(segs, grid, last)
+    seg_start, seg_num, seg_den = kernels.segments(ts["time"], ts["numerator"], ts["denominator"], tpq, grid)
+    bounds, ts_bar, ts_num, ts_den = kernels.bar_bounds(seg_start, seg_num, seg_den, grid, last)
     bar_starts = bounds[:-1]
     n_tracks = c.n_tracks
-    width = max(-(-(num * 4 * grid) // den) for _, num, den in segs)  # the longest bar
-    one_num, one_den = (segs[0][1], segs[0][2]) if len(segs) == 1 else (0, 1)
+    segs = list(zip(seg_num.tolist(), seg_den.tolist()))
+    width = max(-(-(num * 4 * grid) // den) for num, den in segs)  # the longest bar
+    one_num, one_den = segs[0] if len(segs) == 1 else (0, 1)
     idx_bits = len(c.time).bit_length()
     track_bits, pos_bits = max(1, (n_tracks - 1).bit_length()), max(1, (width - 1).bit_length())
     fits = len(bar_starts).bit_length() + track_bits + pos_bits + 7 + idx_bits <= _PACKED_KEY_BITS
@@ -348,11 +302,8 @@ def encode(
     if not keep:
         return "\n".join(out) + "\n"
 
-    # conductor tokens: every time signature change (ascending bars; the writer stops at the bar
-    # of the last note) and the tempos
-    ts_bar = np.array(list(ts_changes), dtype=np.int64)
-    ts_num = np.array([num for num, _ in ts_changes.values()], dtype=np.int64)
-    ts_den = np.array([den for _, den in ts_changes.values()], dtype=np.int64)
+    # conductor tokens: every time signature change (``ts_bar`` ascending; the writer stops at the
+    # bar of the last note) and the tempos
     t = score.tempos.numpy()
     body = kernels.write_notes(order, idx_bits, track_bits, pos_bits, bar, track, pos, pitch, dur, vel, tids, c.drums,
                                ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq, grid, bounds, DEFAULT_TEMPO,
