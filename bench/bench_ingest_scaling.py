@@ -28,7 +28,7 @@ loaded machine disturbs least), batch by batch interleaved with symusic's parse 
 best of ``--rounds``: microseconds per file and times symusic's parse for the parse, the note
 columns, the MIDI text, the note table arrays (each piece's notes sorted), the piece statistics and
 the batch's notes as one Arrow table (``notes_table``) and that table written as its parquet part
-(``notes_part_write``: part of ``batch_write``), then ``batch_add`` (all of a worker's
+(``notes_part_write``: ``write_notes_part``, as ``batch_write`` does), then ``batch_add`` (all of a worker's
 per-file work: reading, checks, text, tables) and ``batch_write`` (the cache batch written: the
 notes' table and its parquet part with ``NOTES_PART_PARQUET``, the pieces' Arrow IPC file with
 ``PIECES_COMPRESSION``, :mod:`musicml.ingest.files`), and
@@ -46,14 +46,13 @@ import time
 from pathlib import Path
 
 import psutil
-import pyarrow.parquet as pq
 import symusic
 
 from musicml import workflow
 from musicml.formats.midi.columns import note_columns
 from musicml.formats.midi.text import encode
 from musicml.ingest import IngestConfig, files_table_path, ingest
-from musicml.ingest.files import BATCH_FILES, NOTES_PART_PARQUET, CacheBatch, warm_up
+from musicml.ingest.files import BATCH_FILES, CacheBatch, warm_up, write_notes_part
 from musicml.ingest.isolation import pool
 from musicml.ingest.note_table import notes_part_table, piece_stats, sorted_note_arrays
 from musicml.lake import Lake, sha256_bytes, write_parquet
@@ -129,7 +128,8 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
         "piece_stats": lambda b, j: [piece_stats(scores[i], cols[i]) for i in b if i in cols],
         "notes_table": lambda b, j: tables.__setitem__(j, notes_part_table([digests[i] for i in b if i in arrays],
                                                                            [arrays[i] for i in b if i in arrays])),
-        "notes_part_write": lambda b, j: pq.write_table(tables.pop(j), str(work / "part.parquet"), **NOTES_PART_PARQUET),
+        "notes_part_write": lambda b, j: write_notes_part(work / "part.parquet", tables.pop(j),
+                                                              [digests[i] for i in b if i in arrays]),
         "batch_add": add,
         "batch_write": lambda b, j: added.pop(j).write(),
     }

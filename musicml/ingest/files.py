@@ -622,7 +622,7 @@ def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
     """One batch: its notes, then its pieces (the pieces file is the batch's index entry, so a
     reader that sees it finds the notes), each written atomically. The notes are a part of the
     lake's note table as ``parsed_scores`` publishes it (:mod:`musicml.ingest.parsed`: the part
-    itself, linked): parquet in ``NOTE_SCHEMA`` with :data:`NOTES_PART_PARQUET`, written here, in
+    itself, linked): parquet in ``NOTE_PART_SCHEMA`` (:func:`write_notes_part`), written here, in
     the worker that parsed the files, so that the note table is written on every core. The
     pieces are Arrow IPC with :data:`PIECES_COMPRESSION` (a tenth of parquet's write time; their
     paths are rewritten as they are now when published). The name hashes the batch's members."""
@@ -809,7 +809,7 @@ class CachedBatch:
     """One cache batch as the lake's parsed tables use it."""
 
     pieces_path: Path  # its pieces file (Arrow IPC)
-    notes_path: Path  # its notes: a part of the note table (parquet, ``NOTE_SCHEMA``)
+    notes_path: Path  # its notes: a part of the note table (parquet, ``NOTE_PART_SCHEMA``)
     held: tuple[str, ...]  # the ids of every piece it holds, in its order
     chosen: tuple[str, ...]  # those the lake's pieces take from it (ingested now, and not from another batch)
     rows: int  # the notes it holds (of every held piece)

@@ -56,8 +56,8 @@ def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None)
     again. One compiled pass to resample and key the notes, numpy's sort of
     the keys, one compiled gather (:mod:`musicml.ingest.note_kernels`). The columns come in types
     narrower than ``_DTYPES`` where every value fits (onsets and durations int32, pitches and
-    velocities int8, as symusic stores them): less to copy into the batch's table, which narrows
-    each column to its values anyway."""
+    velocities int8, as symusic stores them): less to copy into the batch's table, which casts
+    them to ``NOTE_PART_SCHEMA``'s types."""
     if score.ttype != symusic.TimeUnit.tick:
         return _sorted(_note_arrays_resampled(score))
     c = note_columns(score) if columns is None else columns
