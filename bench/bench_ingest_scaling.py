@@ -7,10 +7,10 @@ round, in this one process and alternating so that a loaded machine slows all al
 
 * ``symusic``: ``symusic.Score.from_midi`` on every file's bytes (the raw parse rate, one core);
 * ``in_process``: ingestion with ``isolate=False`` (one core does everything: hashing, parsing,
-  MIDI text, note tables, batched cache writes: each batch's notes as a parquet part of the
-  lake's note table), then the ``parsed_scores`` step (:func:`musicml.workflow.parse_step`: the
-  pieces with their training text written as ``parsed/pieces.parquet``, the note table's parts
-  published from the cache, :mod:`musicml.ingest.parsed`);
+  MIDI text, note tables, batched cache writes: each batch's pieces and notes as parquet parts
+  of the lake's pieces and note tables), then the ``parsed_scores`` step
+  (:func:`musicml.workflow.parse_step`: the parts published from the cache as they are, their
+  texts unread, :mod:`musicml.ingest.parsed`);
 * ``workers_N``: a first ingestion on a fresh lake with N isolated reader processes, for N = 1 and
   every core (``available_cores()``), and its ``parsed_scores`` step.
 
@@ -30,8 +30,8 @@ columns, the MIDI text, the note table arrays (each piece's notes sorted), the p
 the batch's notes as one Arrow table (``notes_table``) and that table written as its parquet part
 (``notes_part_write``: ``write_notes_part``, as ``batch_write`` does), then ``batch_add`` (all of a worker's
 per-file work: reading, checks, text, tables) and ``batch_write`` (the cache batch written: the
-notes' table and its parquet part with ``NOTES_PART_PARQUET``, the pieces' Arrow IPC file with
-``PIECES_COMPRESSION``, :mod:`musicml.ingest.files`), and
+notes' table and its parquet part with ``NOTES_PART_PARQUET``, the pieces' part with
+``PIECES_PARQUET``, :mod:`musicml.ingest.files`), and
 ``add_rest``: ``batch_add`` less the parse, columns, text, note arrays and statistics (the checks,
 the title, the piece rows).
 """

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import duckdb
 
-from musicml.ingest.parsed import notes_paths
+from musicml.ingest.parsed import table_paths
 from musicml.lake import Lake, atomic_path
 
 # view name -> parquet path (relative to the lake root; a manifest: the parquet it lists); a view is
 # created only if its file exists
 VIEWS: dict[str, str] = {
     "scores": "ingest/files.parquet",
-    "pieces": "parsed/pieces.parquet",
-    "notes": "parsed/notes/manifest.json",  # the note table's parts (musicml.ingest.parsed)
+    "pieces": "parsed/pieces/manifest.json",  # the pieces table's parts (musicml.ingest.parsed)
+    "notes": "parsed/notes/manifest.json",  # the note table's parts
     "works": "curated/deduped.parquet",
     "augmented": "curated/augmented.parquet",
     "splits": "curated/splits.parquet",
@@ -31,7 +31,7 @@ def refresh(lake: Lake) -> list[str]:
             for name, rel in VIEWS.items():
                 path = lake.root / rel
                 if path.exists():
-                    files = notes_paths(lake) if path.suffix == ".json" else [path]
+                    files = table_paths(lake, path.parent.name) if path.suffix == ".json" else [path]
                     listed = ", ".join(f"'{_sql_str(f)}'" for f in files)
                     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
                     made.append(name)

@@ -4,7 +4,7 @@ Layout under the lake root (``MUSICML_LAKE``, default ``data_lake``)::
 
     raw/                 drop zone (``MUSICML_RAW_DIR`` overrides)
     ingest/files.parquet one row per raw file; ingest/cache/v<N>/ parse cache (batches)
-    parsed/              pieces.parquet, notes/ (the note table: parquet parts, manifest.json)
+    parsed/              pieces/, notes/ (the pieces and note tables: parquet parts, manifest.json)
     curated/             deduped.parquet, duplicates.parquet, augmented.parquet, splits.parquet
     tokenizer/           tokenizer.json, token_bytes.npy
     shards/              <split>/shard_00000.parquet, manifest.json

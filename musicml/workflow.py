@@ -80,7 +80,7 @@ def parse_step(lake: Lake) -> tuple[pl.DataFrame, parsed.PublishedNotes]:
 
 
 def dedup_step(lake: Lake) -> DedupResult:
-    pieces = pl.read_parquet(parsed.pieces_path(lake))
+    pieces = parsed.read_pieces(lake)
     result = deduplicate(pieces, parsed.read_notes(lake))
     write_parquet(lake.path("curated", "deduped.parquet"), result.pieces)
     return result

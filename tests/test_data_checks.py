@@ -38,7 +38,7 @@ def test_too_few_valid_files_stop_the_graph(lake_root):
     assert not evaluation.passed
     assert evaluation.metadata["ingested"].value == 2
     assert evaluation.metadata["status_rejected"].value == 1
-    assert not (lake_root / "parsed" / "pieces.parquet").exists()  # parsed_scores never ran
+    assert not (lake_root / "parsed" / "pieces" / "manifest.json").exists()  # parsed_scores never ran
     assert [m.asset_key for m in result.asset_materializations_for_node("raw_scores")] == [dg.AssetKey("raw_scores")]
     assert result.asset_materializations_for_node("parsed_scores") == []
 
@@ -48,4 +48,4 @@ def test_enough_valid_files_let_it_through(lake_root):
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed
-    assert (lake_root / "parsed" / "pieces.parquet").exists()
+    assert (lake_root / "parsed" / "pieces" / "manifest.json").exists()

@@ -22,6 +22,7 @@ from musicml.curate.augment import AugmentConfig
 from musicml.curate.splits import SplitConfig
 from musicml.evaluate.bpb import SplitNLL, bits_per_byte, split_nll, unigram_bpb, unigram_nll
 from musicml.evaluate.bpn import bits_per_note, document_notes, shard_doc_ids, split_notes
+from musicml.ingest import parsed
 from musicml.ingest.corpus import music21_abc_files
 from musicml.lake import Lake, read_json
 from musicml.tokenizers import load_codec
@@ -81,7 +82,7 @@ def test_uniform_model_bits_per_byte_and_note_by_hand(lake) -> None:
     nll = split_nll(model, paths(lake, "valid"), tb, seq_len=64, batch_size=4)
     assert (nll.targets, nll.bytes) == (targets, nbytes)  # every content token scored once
     assert nll.bits == pytest.approx(targets * math.log2(codec.vocab_size))
-    pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"), columns=["piece_id", "n_notes"])
+    pieces = parsed.read_pieces(lake, ["piece_id", "n_notes"])
     aug = pl.read_parquet(lake.path("curated", "augmented.parquet"), columns=["aug_id", "piece_id"])
     docs = shard_doc_ids(paths(lake, "valid"))
     notes = int(aug.filter(pl.col("aug_id").is_in(docs)).join(pieces, on="piece_id")["n_notes"].sum())

@@ -42,8 +42,8 @@ def test_batched_workers_equal_in_process(tmp_path: Path, derived) -> None:
     assert len(p1) == 9 and len(n1) > 1000
     assert p1.equals(p2)
     assert n1.equals(n2)
-    batches = list((tmp_path / "a" / "lake").rglob("*.pieces.arrow"))
-    assert max(pl.read_ipc(b)["content_hash"].n_unique() for b in batches) > 1  # files were batched
+    batches = list((tmp_path / "a" / "lake").rglob("*.pieces.parquet"))
+    assert max(pl.read_parquet(b)["content_hash"].n_unique() for b in batches) > 1  # files were batched
 
 
 def test_a_file_cached_in_two_batches_is_read_once(tmp_path: Path, derived) -> None:
@@ -52,7 +52,7 @@ def test_a_file_cached_in_two_batches_is_read_once(tmp_path: Path, derived) -> N
     first = files["content_hash"][0]
     shutil.copyfile(_small_abc()[7], lake.raw_dir / "new.abc")
     files2, pieces2, notes2 = _frames(lake, IngestConfig(isolate=False))  # no previous: a second batch
-    assert len(list(lake.root.rglob("*.pieces.arrow"))) == 2
+    assert len(list(lake.root.rglob("*.pieces.parquet"))) == 2
     assert pieces2["piece_id"].is_unique().all()
     old = pieces2.filter(pl.col("piece_id").is_in(pieces["piece_id"].implode()))
     assert old.equals(pieces)
@@ -94,9 +94,12 @@ def test_parsed_tables_are_what_load_parsed_gives(tmp_path: Path, derived) -> No
     assert whole.linked == 1 and whole.written == 0
     (cached,) = lake.root.rglob("*.notes.parquet")
     assert part.stat().st_ino == cached.stat().st_ino  # the cache's file itself, linked
+    (pieces_part,) = parsed.pieces_paths(lake)  # and so are the pieces, texts and all
+    assert pieces_part.stat().st_ino == next(lake.root.rglob("*.pieces.parquet")).stat().st_ino
+    assert pieces_part.name == part.name
     (lake.raw_dir / "m1.mid").unlink()
     files = ingest(lake, IngestConfig(isolate=False), first.files).files
-    assert len(list(lake.root.rglob("*.pieces.arrow"))) == 1  # the removed file's piece is still cached
+    assert len(list(lake.root.rglob("*.pieces.parquet"))) == 1  # the removed file's piece is still cached
     write_parquet(workflow.ingest_lib.files_table_path(lake), files)
     pieces, notes = load_parsed(lake, files)
     assert pieces["path"].str.contains("m1.mid").sum() == 0 and len(pieces) == 8
@@ -105,7 +108,7 @@ def test_parsed_tables_are_what_load_parsed_gives(tmp_path: Path, derived) -> No
     assert part.exists()  # the previous table's part stays (a reader may be reading it)
     got = parsed.read_notes(lake).sort("piece_id", maintain_order=True)
     assert got.schema == pl.Schema(NOTE_SCHEMA) and got.equals(notes)
-    assert pl.read_parquet(lake.path("parsed", "pieces.parquet")).equals(pieces)
+    assert parsed.read_pieces(lake).equals(pieces)
     ids = pq.read_table(published.paths[0])["piece_id"].combine_chunks()
     assert ids.type == "string" or str(ids.type) == "string"  # read back as the string column it is
     catalog.refresh(lake)
@@ -203,8 +206,8 @@ def test_a_damaged_cache_batch_is_parsed_again(tmp_path: Path, derived, damage: 
     lake = _drop(tmp_path, derived, n_abc=2)
     first = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, first.files)
-    (batch,) = lake.root.rglob("*.pieces.arrow")
-    other = batch.with_name(batch.name.replace(".pieces.arrow", ".notes.parquet"))
+    (batch,) = lake.root.rglob("*.pieces.parquet")
+    other = batch.with_name(batch.name.replace(".pieces.parquet", ".notes.parquet"))
     if damage == "pieces_truncated":
         batch.write_bytes(batch.read_bytes()[:100])
     elif damage == "index_damaged":
@@ -265,7 +268,7 @@ def test_a_full_ingestion_removes_other_parser_versions_caches(tmp_path: Path, d
     cache = lake.root / "ingest" / "cache"
     old = cache / "v1"
     old.mkdir(parents=True)
-    (old / "x.pieces.arrow").write_bytes(b"an older version's batch")
+    (old / "x.pieces.parquet").write_bytes(b"an older version's batch")
     (cache / "v0").symlink_to(old)  # a link is left as it is (never followed)
     files, pieces, _ = _frames(lake, IngestConfig(isolate=False))
     assert not old.exists() and (cache / "v0").is_symlink()
@@ -363,8 +366,13 @@ def test_a_manifest_naming_a_path_outside_the_lake_is_refused(tmp_path: Path) ->
 
 
 def test_parts_of_int64_and_int32_times_read_as_one_note_table(tmp_path: Path) -> None:
-    """Parts store times as int32 (``NOTE_PART_SCHEMA``); a part an older version wrote in int64
-    still reads: the table comes back in ``NOTE_SCHEMA``, every row, values as written."""
+    """Parts store times as int32 (``NOTE_PART_SCHEMA``) and every column as REQUIRED (no
+    definition levels); a part an older version wrote in int64, its columns nullable, still reads
+    beside it, in polars and in DuckDB: the table comes back in ``NOTE_SCHEMA``, every row, values
+    as written."""
+    import duckdb
+    import pyarrow.parquet as pq
+
     from musicml.ingest import parsed
     from musicml.ingest.files import write_notes_part
     from musicml.ingest.note_table import NOTE_PART_SCHEMA, NOTE_SCHEMA
@@ -379,9 +387,13 @@ def test_parts_of_int64_and_int32_times_read_as_one_note_table(tmp_path: Path) -
     assert pl.read_parquet(folder / "new.parquet").schema == pl.Schema(NOTE_PART_SCHEMA)
     write_parquet(folder / "old.parquet", new.with_columns(piece_id=pl.lit("z")))  # int64 times, as version 6 wrote
     write_json(folder / parsed.MANIFEST, {"parts": ["new.parquet", "old.parquet"]})
+    assert not any(f.nullable for f in pq.read_schema(folder / "new.parquet"))
+    assert all(f.nullable for f in pq.read_schema(folder / "old.parquet"))
     got = parsed.read_notes(lake)
     assert got.schema == pl.Schema(NOTE_SCHEMA) and len(got) == 6
     assert got["onset"].to_list() == rows["onset"] * 2 and got["duration"].max() == 2**31 - 1
+    paths = [str(p) for p in parsed.notes_paths(lake)]
+    assert duckdb.sql(f"select sum(onset), count(*) from read_parquet({paths})").fetchall() == [(2 * sum(rows["onset"]), 6)]
 
 
 def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path: Path, derived) -> None:
@@ -400,13 +412,16 @@ def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path
     for p in tunes[:10]:  # one ingestion, so one batch, per file
         shutil.copyfile(p, lake.raw_dir / p.name)
         files = ingest(lake, IngestConfig(isolate=False), files).files
-    assert len(list(lake.root.rglob("*.pieces.arrow"))) == 10
+    assert len(list(lake.root.rglob("*.pieces.parquet"))) == 10
 
     def publish(files: pl.DataFrame) -> parsed.PublishedNotes:
         write_parquet(workflow.ingest_lib.files_table_path(lake), files)
         _, published = workflow.parse_step(lake)
         got = parsed.read_notes(lake).sort("piece_id", maintain_order=True)
-        assert got.equals(load_parsed(lake, files)[1]) and published.rows == len(got)
+        pieces, notes = load_parsed(lake, files)
+        assert got.equals(notes) and published.rows == len(got)
+        assert parsed.read_pieces(lake).equals(pieces)  # the pieces table: merged alike, part for part
+        assert [p.name for p in parsed.pieces_paths(lake)] == [p.name for p in published.paths]
         return published
 
     first = publish(files)
@@ -423,3 +438,34 @@ def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path
     assert fewer.paths[0] in more.paths and len(more.paths) == 2 and more.linked == 1 and more.written == 0
     manifest = parsed.notes_paths(lake)
     assert all(p.exists() for p in manifest)
+
+
+def test_a_moved_file_keeps_its_notes_part_and_gets_its_path_in_a_new_pieces_part(tmp_path: Path, derived) -> None:
+    """A file renamed in the drop zone is not parsed again (its bytes are cached), and the lake's
+    pieces show its path as it is now: the batch's pieces part is written anew with that path
+    (the cache's file keeps the old one), its notes part is still the cache's file, linked. The
+    pieces, in polars and DuckDB, are :func:`load_parsed`'s."""
+    from musicml import catalog, workflow
+    from musicml.ingest import parsed
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived)
+    first = ingest(lake, IngestConfig(isolate=False))
+    write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    workflow.parse_step(lake)
+    catalog.refresh(lake)
+    (lake.raw_dir / "m1.mid").rename(lake.raw_dir / "renamed.mid")
+    again = ingest(lake, IngestConfig(isolate=False), first.files)
+    assert again.parsed == 0  # read (its stat is new) but not parsed: the cache has its bytes
+    write_parquet(workflow.ingest_lib.files_table_path(lake), again.files)
+    pieces, published = workflow.parse_step(lake)
+    (notes_part,) = published.paths
+    (pieces_part,) = parsed.pieces_paths(lake)
+    assert pieces_part.name == notes_part.name and "-" in pieces_part.stem  # named by what it holds now
+    assert notes_part.stat().st_ino == next(lake.root.rglob("*.notes.parquet")).stat().st_ino
+    assert pieces_part.stat().st_ino != next(lake.root.rglob("*.pieces.parquet")).stat().st_ino
+    got = parsed.read_pieces(lake)
+    assert got.equals(load_parsed(lake, again.files)[0])
+    assert "renamed.mid" in got["path"].to_list() and "m1.mid" not in got["path"].to_list()
+    assert pieces.equals(got.select(pieces.columns)) and "text" not in pieces.columns  # what parse_step returns
+    assert sorted(catalog.query(lake, "SELECT path FROM pieces")) == sorted((p,) for p in got["path"])

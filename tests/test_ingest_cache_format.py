@@ -12,7 +12,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from musicml.ingest import IngestConfig, ingest, load_parsed
-from musicml.ingest.files import NOTES_SUFFIX, PARSER_VERSION, PIECE_SCHEMA, parse_bytes, piece_id
+from musicml.ingest.files import (
+    NOTES_SUFFIX,
+    PARSER_VERSION,
+    PIECE_SCHEMA,
+    PIECES_SUFFIX,
+    parse_bytes,
+    piece_id,
+)
 from musicml.ingest.note_table import (
     NOTE_PART_SCHEMA,
     NOTE_SCHEMA,
@@ -40,7 +47,7 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
     shutil.copyfile(derived.band, lake.raw_dir / "band-copy.mid")  # a duplicate: read once
     result = ingest(lake, IngestConfig(isolate=False))
     pieces, notes = load_parsed(lake, result.files)
-    assert PARSER_VERSION == "7" and (result.files["parser_version"] == "7").all()
+    assert PARSER_VERSION == "8" and (result.files["parser_version"] == "8").all()
     assert pieces.schema == pl.Schema(PIECE_SCHEMA) and notes.schema == pl.Schema(NOTE_SCHEMA)
     assert len(pieces) > 128  # the big ABC file: piece indices past int8
     want = _reference(lake, result.files)
@@ -56,3 +63,9 @@ def test_cached_notes_equal_the_parsed_note_table(tmp_path: Path, derived) -> No
         assert "RLE_DICTIONARY" in f.metadata.row_group(0).column(0).encodings
         assert pl.from_arrow(f.read()).schema == pl.Schema(NOTE_PART_SCHEMA)  # times as int32; readers get int64
     assert sum(f.metadata.num_rows for f in stored) == pieces["n_notes"].sum() == len(notes)
+    batches = [pq.ParquetFile(p) for p in lake.root.rglob(f"*{PIECES_SUFFIX}")]  # the pieces: parquet parts too
+    assert sum(f.metadata.num_rows for f in batches) == len(pieces)
+    for f in batches:
+        assert pl.from_arrow(f.read()).schema == pl.Schema(PIECE_SCHEMA)
+        text = f.metadata.row_group(0).column(list(PIECE_SCHEMA).index("text"))
+        assert text.compression == "UNCOMPRESSED" and not text.is_stats_set  # (PIECES_PARQUET)

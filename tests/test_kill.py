@@ -173,7 +173,7 @@ def test_ingestion_killed_then_rerun_accounts_for_every_file_once(tmp_path):
     workflow.ingest_step(lake, seed_default_corpus=False)
     files = lake.path("ingest", "files.parquet")
     cache = lake.path("ingest", "cache")
-    batches_before = len(list(cache.rglob("*.pieces.arrow")))
+    batches_before = len(list(cache.rglob("*.pieces.parquet")))
     for f in sources[20:]:
         shutil.copy(f, lake.raw_dir / f.name)
     home, env = instance_env(tmp_path, lake)
@@ -183,7 +183,7 @@ def test_ingestion_killed_then_rerun_accounts_for_every_file_once(tmp_path):
     watcher = Watcher(lambda: read_frame(files).height)
     watcher.start()
     first = materialize(env, {"seed_default_corpus": False}, tmp_path, "raw_scores")
-    kill_when(first, lambda: len(list(cache.rglob("*.pieces.arrow"))) > batches_before + 1,
+    kill_when(first, lambda: len(list(cache.rglob("*.pieces.parquet"))) > batches_before + 1,
               "a new batch of the parse cache")
     assert pl.read_parquet(files).height == 20  # the old table, whole
     assert len(reclaim(home)) == 1

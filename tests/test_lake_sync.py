@@ -154,7 +154,7 @@ def test_materializations_on_a_lake_url_on_two_machines(tmp_path: Path, remote: 
     ingested = first.asset_materializations_for_node("raw_scores")[0].metadata
     assert ingested["parsed_now"].value == 3
     objects = _objects(remote)
-    assert {"ingest/files.parquet", "parsed/pieces.parquet", "parsed/notes/manifest.json"} <= set(objects)
+    assert {"ingest/files.parquet", "parsed/pieces/manifest.json", "parsed/notes/manifest.json"} <= set(objects)
     assert any(k.startswith("ingest/cache/") for k in objects)
     assert not any(k.endswith(".lock") or "/.sync/" in f"/{k}" for k in objects)
 
@@ -164,8 +164,10 @@ def test_materializations_on_a_lake_url_on_two_machines(tmp_path: Path, remote: 
     second = _materialize(remote)
     meta = second.asset_materializations_for_node("raw_scores")[0].metadata
     assert meta["parsed_now"].value == 1  # the three before were read from the lake's parse cache
-    pieces = Lake.from_env(remote).path("parsed", "pieces.parquet")
-    assert pieces.is_file() and _objects(remote)["parsed/pieces.parquet"] == pieces.read_bytes()
+    manifest = Lake.from_env(remote).path("parsed", "pieces", "manifest.json")
+    assert manifest.is_file() and _objects(remote)["parsed/pieces/manifest.json"] == manifest.read_bytes()
+    parts = [f"parsed/pieces/{p}" for p in json.loads(manifest.read_text())["parts"]]
+    assert len(parts) == 2 and set(parts) <= set(_objects(remote))  # the first run's batch and the new file's
 
 
 def test_the_drop_zone_sensor_sees_scores_uploaded_to_the_bucket(tmp_path: Path, remote: str,

@@ -39,7 +39,7 @@ def shard_doc_ids(shard_paths: Sequence[str | Path]) -> list[str]:
 def document_notes(lake: Lake, doc_ids: Sequence[str]) -> pl.DataFrame:
     """``doc_id``, ``notes`` for every document id (an ``aug_id`` of the augmented table)."""
     aug = pl.read_parquet(lake.path("curated", "augmented.parquet"), columns=["aug_id", "piece_id", "format", "text"])
-    pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"), columns=["piece_id", "format"])
+    pieces = parsed.read_pieces(lake, ["piece_id", "format"])
     counts = parsed.scan_notes(lake).group_by("piece_id").len("notes").collect()
     docs = (pl.DataFrame({"doc_id": list(doc_ids)}, schema={"doc_id": pl.String})
             .join(aug.rename({"aug_id": "doc_id"}), on="doc_id", how="left")

@@ -87,7 +87,7 @@ def split_pieces(lake: Lake, split: str, limit: int) -> list[tuple[dict, tuple[i
     unshifted documents in their own format, from the lake's note table."""
     docs = shard_doc_ids(shards.shard_paths(lake.path("shards"), split))
     aug = pl.read_parquet(lake.path("curated", "augmented.parquet"), columns=["aug_id", "piece_id", "format", "shift"])
-    pieces = pl.read_parquet(lake.path("parsed", "pieces.parquet"), columns=["piece_id", "format", "time_signature"])
+    pieces = parsed.read_pieces(lake, ["piece_id", "format", "time_signature"])
     ids = (aug.filter(pl.col("aug_id").is_in(docs) & (pl.col("shift") == 0))
            .join(pieces, on=["piece_id", "format"], how="inner").sort("piece_id").head(limit))
     notes = parsed.scan_notes(lake).filter(pl.col("piece_id").is_in(ids["piece_id"].implode())).collect()

@@ -29,7 +29,6 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,19 +47,21 @@ from musicml.ingest.scan import Entry, read_regular, scan
 from musicml.lake import Lake, atomic_path, sha256_bytes
 from musicml.threads import pool_workers
 
-PARSER_VERSION = "7"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
+PARSER_VERSION = "8"  # 3: the parse cache is written in batches of files; 4: notes name their piece by index;
 # 5: alphaTex numbers of over 18 digits, frets and articulations outside MIDI pitches, time signatures over
 # 255, fractional tuplets and unknown properties in parentheses are errors; SMPTE-timed MIDI named;
 # text in UTF-16 or UTF-32 read by its byte-order mark; RIFF MIDI unwrapped; 6: a batch's notes are a
-# parquet part of the lake's note table (``parsed/notes/``); 7: the parts store onsets and durations as int32
+# parquet part of the lake's note table (``parsed/notes/``); 7: the parts store onsets and durations as int32;
+# 8: a batch's pieces are a parquet part of the lake's pieces table (``parsed/pieces/``)
 MAX_PROBLEMS = 20
-BATCH_FILES = 64  # files a worker parses per message, cached together
+BATCH_FILES = 128  # files a worker parses per message, cached together (128, not 64: half the parts, so
+# half the per-column write costs and footers; parsed_scores on POP909 73 -> 46 ms CPU, 2026-12-04)
 BATCH_BYTES = 8 * 1024 * 1024  # and at most this many input bytes per batch
 # A file modified this close to the scan (or later: clock skew) is hashed but its mtime is not
 # recorded, so the next run reads it again: a rewrite within one timestamp tick of the read, with
 # the same size, would otherwise look unchanged ("racy git"); 2 s covers FAT's and HFS+'s ticks.
 RACY_NS = 2_000_000_000
-PIECES_SUFFIX, NOTES_SUFFIX = ".pieces.arrow", ".notes.parquet"  # the two files of a cache batch
+PIECES_SUFFIX, NOTES_SUFFIX = ".pieces.parquet", ".notes.parquet"  # the two files of a cache batch
 
 FILE_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.String,
@@ -474,7 +475,7 @@ class _Parsed:
 
 class CacheBatch:
     """Files parsed one by one (:meth:`add`) and cached together (:meth:`write`): one pieces and
-    one notes file per batch (Arrow IPC), so a small file costs no files of its own."""
+    one notes file per batch (parquet parts of the lake's tables), so a small file costs no files of its own."""
 
     def __init__(self, lake_root: str, config: dict) -> None:
         self.lake = Lake(Path(lake_root), Path(lake_root) / "raw")
@@ -620,20 +621,20 @@ def _remove_other_versions(lake: Lake) -> None:
 
 def _write_cache(lake: Lake, entries: list[_Parsed]) -> None:
     """One batch: its notes, then its pieces (the pieces file is the batch's index entry, so a
-    reader that sees it finds the notes), each written atomically. The notes are a part of the
-    lake's note table as ``parsed_scores`` publishes it (:mod:`musicml.ingest.parsed`: the part
-    itself, linked): parquet in ``NOTE_PART_SCHEMA`` (:func:`write_notes_part`), written here, in
-    the worker that parsed the files, so that the note table is written on every core. The
-    pieces are Arrow IPC with :data:`PIECES_COMPRESSION` (a tenth of parquet's write time; their
-    paths are rewritten as they are now when published). The name hashes the batch's members."""
+    reader that sees it finds the notes), each written atomically. Both are parts of the lake's
+    tables as ``parsed_scores`` publishes them (:mod:`musicml.ingest.parsed`: the parts themselves,
+    linked), written here, in the worker that parsed the files, so that the tables are written on
+    every core and publishing them moves no note and no text: the notes in ``NOTE_PART_SCHEMA``
+    (:func:`write_notes_part`), the pieces in ``PIECE_SCHEMA`` (:func:`write_pieces_part`; a
+    part whose files have moved since is written anew with their paths as they are now when
+    published). The name hashes the batch's members."""
     members = sorted(f"{e.digest}.{e.fmt}" for e in entries)
     name = sha256_bytes("\n".join(members).encode())[:32]
     base = _cache_dir(lake)
     rows = [row for e in entries for row in e.pieces]
     ids = [r["piece_id"] for r in rows]
     write_notes_part(base / f"{name}{NOTES_SUFFIX}", notes_part_table(ids, [n for e in entries for n in e.notes]), ids)
-    _write_ipc(base / f"{name}{PIECES_SUFFIX}", pa.Table.from_pylist(rows, schema=_pieces_arrow_schema()),
-               PIECES_COMPRESSION)
+    write_pieces_part(base / f"{name}{PIECES_SUFFIX}", pa.Table.from_pylist(rows, schema=_pieces_arrow_schema()))
 
 
 # How a batch's notes are written (pyarrow.parquet.write_table options): the parts of the lake's
@@ -667,22 +668,49 @@ def write_notes_part(path: Path, notes: pa.Table | pl.DataFrame, pieces: list[st
     table = notes if isinstance(notes, pa.Table) else notes.cast(NOTE_PART_SCHEMA).to_arrow()
     if not pa.types.is_dictionary(table.schema.field("piece_id").type):
         table = table.set_column(0, "piece_id", table["piece_id"].dictionary_encode())
+    table = _required(table)
     with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), table.schema, **NOTES_PART_PARQUET) as writer:
         writer.write_table(table)
         if pieces is not None:
             writer.add_key_value_metadata({PART_PIECES_KEY: _ids_digest(pieces)})
 
 
+def _required(table: pa.Table) -> pa.Table:
+    """``table`` with every column that holds no null marked non-nullable: parquet then stores it
+    as REQUIRED, with no definition levels to encode (a third of a part's write: 30 -> 21 ns a note
+    on 100k notes, 2026-12-04). Readers see the same columns (polars' and DuckDB's are nullable
+    anyway; a note table has no nulls)."""
+    schema = pa.schema([f.with_nullable(f.nullable and c.null_count > 0) for f, c in zip(table.schema, table.columns)])
+    return table if schema == table.schema else pa.Table.from_arrays(table.columns, schema=schema)
+
+
 def _ids_digest(ids: list[str] | tuple[str, ...]) -> str:
     return sha256_bytes("\n".join(ids).encode())[:32]
 
 
-# Arrow IPC compression of the cache's pieces ("lz4", "zstd" or None). Measured on POP909 and its
-# versions (2026-12-02, one process, best of 6, symusic 84 us/file): uncompressed saves 18 us/file of
-# the batch write and 3 of the read (0.26x symusic together) for 19.9 KiB/file of pieces instead of
-# 4.4 (the text shrinks 3.5x under lz4): the cache is the price of ingestion's speed (readers take
-# either; "lz4" here for a smaller one).
-PIECES_COMPRESSION: str | None = None
+# How a batch's pieces are written (pyarrow.parquet.write_table options): the parts of the lake's
+# pieces table. Measured on POP909 and its versions (2,873 pieces, 58 MB of MIDI text; CPU of the
+# write, of polars' read, size), 2026-12-03: the text uncompressed, every other column lz4 (these)
+# 33 ms, 22 ms, 58.2 MB; everything lz4 94 ms, 34 ms, 16.1 MB; snappy 90 ms, 41 ms, 16.4 MB; zstd
+# (level 1) 126 ms, 50 ms, 9.5 MB. The text is most of it, and compressing it is what costs: it is
+# read once (``deduped_scores``), whose tables onward are compressed. No dictionary of the text
+# (every text differs) and no statistics of it (a min and max of long strings); statistics of
+# ``piece_id`` (what readers filter by). Written by the workers, 2026-12-04: 19 us a piece against
+# Arrow IPC's 9 (the cache's format until then), which ``parsed_scores`` then copied into one
+# parquet file (its 58 MB taken and written again: 37 us a file, and the most variable part of it).
+PIECES_PARQUET = {"compression": {c: "none" if c == "text" else "lz4" for c in PIECE_SCHEMA},
+                  "use_dictionary": ["format", "time_signature"], "write_statistics": ["piece_id"]}
+
+
+def write_pieces_part(path: Path, pieces: pa.Table | pl.DataFrame) -> None:
+    """Write a part of the pieces table atomically with :data:`PIECES_PARQUET`: a table in
+    ``PIECE_SCHEMA`` (Arrow's, :func:`_pieces_arrow_schema`, or a polars frame)."""
+    table = pieces if isinstance(pieces, pa.Table) else pieces.select(list(PIECE_SCHEMA)).cast(PIECE_SCHEMA).to_arrow()
+    schema = _pieces_arrow_schema()
+    with atomic_path(path) as tmp:
+        pq.write_table(table if table.schema == schema else table.cast(schema), str(tmp), **PIECES_PARQUET)
+
+
 _IPC_OPTIONS: dict[str | None, pa.ipc.IpcWriteOptions] = {}
 
 
@@ -703,24 +731,34 @@ def _write_ipc(path: Path, table: pa.Table, compression: str | None) -> None:
 
 
 _INDEX_FILE = "index.arrow"  # in the cache folder: the batches' members, so far as read (see _cache_index)
-_INDEX_SCHEMA = {"content_hash": pl.String, "format": pl.String, "batch": pl.String}
+# what a selection reads of the cache's pieces: what it joins and checks by, and what the step reports
+_KEYS = ["piece_id", "content_hash", "path", "format", "n_notes", "text_bytes"]
+_INDEX_SCHEMA = {**{k: PIECE_SCHEMA[k] for k in _KEYS}, "batch": pl.String}
 
 
-def _cache_index(lake: Lake) -> pl.DataFrame:
+def _cache_index(lake: Lake, pieces: pl.DataFrame | None = None) -> pl.DataFrame:
     """``content_hash, format, batch`` (the batch's pieces file) of every cached file, one batch
-    each (the first by name where two hold the same file). The members of the batches already
-    read are kept in the folder's ``index.arrow`` (batches never change once written), so a call
-    reads only the batches new since: its cost grows with them, not with the cache. A batch whose
-    notes file is gone or whose pieces file cannot be read is no cache: it is removed
+    each (the first by name where two hold the same file); ``pieces``: :func:`_index_pieces`
+    where the caller has it."""
+    rows = _index_pieces(lake) if pieces is None else pieces
+    return (rows.drop_nulls("content_hash").select("content_hash", "format", "batch").unique().sort("batch")
+            .unique(["content_hash", "format"], keep="first"))
+
+
+def _index_pieces(lake: Lake) -> pl.DataFrame:
+    """The :data:`_KEYS` of every cached piece and its ``batch`` (the pieces file; a batch of no
+    pieces: a row of nulls), batch by batch in its order. What the batches already read hold is
+    kept in the folder's ``index.arrow`` (batches never change once written), so a call reads
+    only the batches new since: its cost grows with them, not with the cache. A batch whose notes
+    file is gone or whose pieces file cannot be read is no cache: it is removed
     (:func:`_drop_batch`), and a full ingestion parses its files again."""
     base = _cache_dir(lake)
-    return (_index_rows(base).drop_nulls().with_columns(batch=pl.lit(f"{base}{os.sep}") + pl.col("batch"))
-            .unique().sort("batch").unique(["content_hash", "format"], keep="first"))
+    return _index_rows(base).with_columns(batch=pl.lit(f"{base}{os.sep}") + pl.col("batch"))
 
 
 def _index_rows(base: Path) -> pl.DataFrame:
-    """``content_hash, format, batch`` (file name; nulls: a batch of no pieces) of every cache
-    batch in ``base``, the stored index brought up to date (see :func:`_cache_index`)."""
+    """The index of the cache batches in ``base`` (``_INDEX_SCHEMA``, ``batch`` the file name),
+    the stored index brought up to date (see :func:`_index_pieces`)."""
     names = set(os.listdir(base))
     live = []
     for name in sorted(n for n in names if n.endswith(PIECES_SUFFIX)):
@@ -750,18 +788,17 @@ def _read_index(path: Path) -> pl.DataFrame:
 
 
 def _batch_members(base: Path, names: list[str]) -> pl.DataFrame:
-    """``content_hash, format, batch`` (the file name) of these batches; a batch of no pieces
-    is one row of nulls (so that it is known); unreadable ones removed."""
+    """The index rows of these batches (``batch``: the file name); a batch of no pieces is one
+    row of nulls (so that it is known); unreadable ones removed."""
     def members(name: str) -> pl.DataFrame:
-        rows = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(base / name))).read_all()
-                             .select(["content_hash", "format"]))  # (mapped: the texts are not read)
-        rows = rows if len(rows) else pl.DataFrame({"content_hash": [None], "format": [None]}, schema=rows.schema)
+        rows = pl.from_arrow(pq.read_table(base / name, columns=_KEYS))  # (no text read)
+        rows = rows if len(rows) else pl.DataFrame([[None]] * len(_KEYS), schema=rows.schema)
         return rows.with_columns(batch=pl.lit(name))
 
     try:
         if len(names) > 4:  # one scan (faster for many); where it fails, one at a time to find the damaged
-            held = pl.scan_ipc([str(base / n) for n in names], include_file_paths="batch").select(
-                "content_hash", "format", pl.col("batch").str.split(os.sep).list.last()).collect()
+            held = pl.scan_parquet([str(base / n) for n in names], include_file_paths="batch").select(
+                *_KEYS, pl.col("batch").str.split(os.sep).list.last()).collect()
             empty = sorted(set(names) - set(held["batch"].to_list()))
             return pl.concat([held.cast(_INDEX_SCHEMA), *(members(n).cast(_INDEX_SCHEMA) for n in empty)])
     except Exception:  # noqa: BLE001 (polars' and Arrow's errors alike)
@@ -777,8 +814,8 @@ def _batch_members(base: Path, names: list[str]) -> pl.DataFrame:
 
 def _cached_keys(lake: Lake) -> set[tuple[str, str]]:
     """``(content_hash, format)`` of every file the cache holds."""
-    rows = _index_rows(_cache_dir(lake))
-    return set(zip(rows["content_hash"].to_list(), rows["format"].to_list())) - {(None, None)}
+    rows = _index_rows(_cache_dir(lake)).drop_nulls("content_hash").unique(["content_hash", "format"])
+    return set(zip(rows["content_hash"].to_list(), rows["format"].to_list()))
 
 
 def _notes_path(pieces: Path | str) -> Path:
@@ -808,69 +845,96 @@ def cache_paths(lake: Lake, digest: str, fmt: str) -> tuple[Path, Path]:
 class CachedBatch:
     """One cache batch as the lake's parsed tables use it."""
 
-    pieces_path: Path  # its pieces file (Arrow IPC)
+    pieces_path: Path  # its pieces: a part of the pieces table (parquet, ``PIECE_SCHEMA``)
     notes_path: Path  # its notes: a part of the note table (parquet, ``NOTE_PART_SCHEMA``)
     held: tuple[str, ...]  # the ids of every piece it holds, in its order
     chosen: tuple[str, ...]  # those the lake's pieces take from it (ingested now, and not from another batch)
     rows: int  # the notes it holds (of every held piece)
     chosen_rows: int  # the notes of its chosen pieces
+    paths: tuple[tuple[str, str], ...] = ()  # (piece id, its file's path now) of the chosen, by id and path
+    moved: bool = False  # a chosen piece's path now is not the one its pieces file holds
 
     @property
     def whole(self) -> bool:
         """Every piece it holds is taken from it: its notes part is the table's as it is."""
         return len(self.chosen) == len(self.held)
 
+    @property
+    def whole_pieces(self) -> bool:
+        """Its pieces file is the pieces table's part as it is: whole, and no file moved."""
+        return self.whole and not self.moved
+
 
 @dataclass(frozen=True)
 class ParsedSelection:
-    """What the lake's parsed tables hold now: the pieces (``PIECE_SCHEMA`` in Arrow, paths as
-    they are now, sorted by piece id and path) and the cache batches their notes are in (by name)."""
+    """What the lake's parsed tables hold now: the pieces (their :data:`_KEYS` columns in Arrow,
+    paths as they are now, sorted by piece id and path) and the cache batches they and their
+    notes are in (by name)."""
 
     pieces: pa.Table
     batches: list[CachedBatch]
 
 
+
+
 def select_parsed(lake: Lake, files: pl.DataFrame) -> ParsedSelection:
-    """The pieces of every ``ingested`` file of ``files`` and the cache batches holding them; a
-    file with no cache (or a damaged batch, then removed) raises ``FileNotFoundError``."""
+    """The pieces of every ``ingested`` file of ``files`` (their texts unread) and the cache
+    batches holding them; a file with no cache (or a damaged batch, then removed) raises
+    ``FileNotFoundError``."""
     ingested = files.filter(pl.col("status") == "ingested").select("path", "content_hash", "format")
     if not len(ingested):
-        return ParsedSelection(_pieces_arrow_schema().empty_table(), [])
-    wanted = ingested.unique(["content_hash", "format"]).join(_cache_index(lake), on=["content_hash", "format"],
+        return ParsedSelection(_keys_schema().empty_table(), [])
+    index = _index_pieces(lake)
+    wanted = ingested.unique(["content_hash", "format"]).join(_cache_index(lake, index), on=["content_hash", "format"],
                                                               how="left")
     missing = wanted.filter(pl.col("batch").is_null())
     if len(missing):
         raise FileNotFoundError(f"no parse cache for {len(missing)} ingested file(s), e.g. "
                                 f"{missing['path'][0]!r} ({missing['content_hash'][0]}): {_REPARSE}")
-    names = sorted(set(wanted["batch"]))
-    held, sizes = _cached_pieces(names)  # (memory-mapped: the texts are not copied until taken below)
-    keys = pl.from_arrow(held.select(["piece_id", "content_hash", "format", "n_notes"])).with_columns(
-        batch=pl.Series(np.repeat(names, sizes), dtype=pl.String)).with_row_index("row")
+    keys = index.filter(pl.col("batch").is_in(wanted["batch"].unique().implode())).drop_nulls("piece_id")
     taken = keys.join(wanted.select("content_hash", "format", "batch"), on=["content_hash", "format", "batch"])
+    now = taken.join(ingested.select("content_hash", "format", pl.col("path").alias("now")),
+                     on=["content_hash", "format"]).sort(["piece_id", "now"])
     chosen = {b: (ids, n) for b, ids, n in taken.group_by("batch").agg("piece_id", pl.col("n_notes").sum()).iter_rows()}
+    located = {b: (list(zip(ids, at, strict=True)), moved) for b, ids, at, moved in now.group_by("batch").agg(
+        "piece_id", "now", (pl.col("path") != pl.col("now")).any()).iter_rows()}
     batches = []
     for name, ids, n_notes in keys.group_by("batch", maintain_order=True).agg("piece_id", "n_notes").iter_rows():
         mine, mine_rows = chosen.get(name, ((), 0))
-        batch = CachedBatch(Path(name), _notes_path(name), tuple(ids), tuple(mine), int(sum(n_notes)), int(mine_rows))
+        paths, moved = located.get(name, ([], False))
+        batch = CachedBatch(Path(name), _notes_path(name), tuple(ids), tuple(mine), int(sum(n_notes)), int(mine_rows),
+                            tuple(paths), moved or len(paths) != len(mine))  # (a piece of two paths: two rows)
         _check_part(batch)
         batches.append(batch)
-    paths = ingested.select("content_hash", "format", pl.col("path").alias("now"))
-    order = taken.join(paths, on=["content_hash", "format"]).sort(["piece_id", "now"])
-    pieces = held.take(pa.array(order["row"].to_numpy()))
-    schema = _pieces_arrow_schema()
-    at = schema.get_field_index("path")
-    pieces = pieces.set_column(at, schema.field(at), order["now"].to_arrow().cast(schema.field(at).type))
-    return ParsedSelection(pieces, batches)
+    pieces = now.drop("path", "batch").rename({"now": "path"}).select(_KEYS).to_arrow()
+    return ParsedSelection(pieces.cast(_keys_schema()), sorted(batches, key=lambda b: b.pieces_path.name))
 
 
 def load_parsed(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pieces and notes of every ``ingested`` file, from the cache; paths as they are now. Both
-    in their schemas (``PIECE_SCHEMA``, ``NOTE_SCHEMA``), each sorted by piece id (a piece's notes
-    in the note table's order)."""
+    in their schemas (``PIECE_SCHEMA``, ``NOTE_SCHEMA``), each sorted by piece id (the pieces
+    then by path, a piece's notes in the note table's order)."""
     selection = select_parsed(lake, files)
-    parts = [read_part(b) for b in selection.batches]
-    notes = pl.concat(parts) if parts else pl.DataFrame(schema=NOTE_SCHEMA)
-    return pieces_frame(selection.pieces), notes.sort("piece_id", maintain_order=True)
+    pieces = [read_pieces_part(b) for b in selection.batches]
+    notes = [read_part(b) for b in selection.batches]
+    return (pl.concat(pieces).sort(["piece_id", "path"]) if pieces else pl.DataFrame(schema=PIECE_SCHEMA),
+            pl.concat(notes).sort("piece_id", maintain_order=True) if notes else pl.DataFrame(schema=NOTE_SCHEMA))
+
+
+def read_pieces_part(batch: CachedBatch) -> pl.DataFrame:
+    """The pieces of a batch's chosen pieces (``PIECE_SCHEMA``, paths as they are now; the
+    batch's order where its file is the part as it is, else by piece id and path); a damaged
+    file removes the batch, named in a ``FileNotFoundError``."""
+    try:
+        pieces = pl.from_arrow(pq.read_table(batch.pieces_path)).cast(PIECE_SCHEMA)
+        if pieces["piece_id"].to_list() != list(batch.held):
+            raise ValueError("its pieces are not the batch's")
+    except Exception as e:  # noqa: BLE001 (Arrow's, polars' and our errors alike)
+        raise _damaged(batch.pieces_path, f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
+    if batch.whole_pieces:
+        return pieces
+    now = pl.DataFrame(list(batch.paths), schema={"piece_id": pl.String, "path": pl.String}, orient="row")
+    return now.join(pieces.drop("path"), on="piece_id").select(list(PIECE_SCHEMA))
 
 
 def pieces_frame(pieces: pa.Table) -> pl.DataFrame:
@@ -894,9 +958,17 @@ def read_part(batch: CachedBatch) -> pl.DataFrame:
 
 
 def _check_part(batch: CachedBatch) -> None:
-    """Whether a batch's notes part is whole, from its footer alone (cheap: the part is published
-    unread): the note table's columns, as many rows as its pieces have notes, and written for the
+    """Whether a batch's parts are whole, from their footers alone (cheap: they are published
+    unread): the pieces in the pieces table's columns, as many as the index says it holds; the
+    notes in the note table's, as many rows as its pieces have notes, and written for the
     batch's pieces (:data:`PART_PIECES_KEY`). Else the batch is removed, named in a ``FileNotFoundError``."""
+    try:
+        meta = pq.read_metadata(batch.pieces_path)
+        if meta.schema.names != list(PIECE_SCHEMA) or meta.num_rows != len(batch.held):
+            raise ValueError(f"it holds {meta.num_rows} pieces in columns {meta.schema.names}, its index "
+                             f"{len(batch.held)}")
+    except Exception as e:  # noqa: BLE001
+        raise _damaged(batch.pieces_path, f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
     try:
         meta = pq.read_metadata(batch.notes_path)
         if meta.schema.names != list(NOTE_SCHEMA) or meta.num_rows != batch.rows:
@@ -911,19 +983,11 @@ def _check_part(batch: CachedBatch) -> None:
 _REPARSE = "a full ingestion (raw_scores, every path) parses them again"
 
 
-def _cached_pieces(batches: list[str]) -> tuple[pa.Table, list[int]]:
-    """The pieces of these batches, batch after batch in their order (memory-mapped), and how
-    many each holds; a damaged file is removed and named in a ``FileNotFoundError``."""
-    tables = []
-    for b in batches:
-        try:
-            table = pa.ipc.open_file(pa.memory_map(b)).read_all()
-            if table.schema != _pieces_arrow_schema():
-                raise ValueError(f"its columns are {table.schema.names}")
-        except Exception as e:  # noqa: BLE001 (Arrow's errors and ours alike)
-            raise _damaged(Path(b), f"its pieces file is unreadable ({type(e).__name__}: {e})") from e
-        tables.append(table)
-    return pa.concat_tables(tables) if tables else _pieces_arrow_schema().empty_table(), [len(t) for t in tables]
+@lru_cache(maxsize=1)
+def _keys_schema() -> pa.Schema:
+    """``PIECE_SCHEMA`` in Arrow without ``text`` (what a selection holds)."""
+    full = _pieces_arrow_schema()
+    return pa.schema([full.field(c) for c in _KEYS])
 
 
 def _damaged(pieces: Path, why: str) -> FileNotFoundError:

@@ -1,18 +1,23 @@
-"""The lake's parsed tables (asset ``parsed_scores``): ``parsed/pieces.parquet`` and the note table.
+"""The lake's parsed tables (asset ``parsed_scores``): the pieces table and the note table.
 
-The note table is a set of parquet parts in ``parsed/notes/``, listed by ``parsed/notes/manifest.json``:
-each part is the notes of one parse cache batch (:mod:`musicml.ingest.files`), written by the
-ingestion worker that parsed the batch's files, so that the table is written on every core and
-publishing it moves no note. A batch whose pieces all belong to the lake now is published as its
-cache file itself (a hard link: no copy; a copy where the file system has no links); one holding
-pieces of files since removed, or held by another batch too, is published as a part of only the
-notes that belong. Where many small parts pile up (each small ingestion, such as the sensor's,
-makes a batch of its own), they are merged into one (:func:`_merge_small`), so readers open few
-files and a publication rewrites a bounded number of notes. Parts are named by what they hold, never change once written, and are read only
-through the manifest (:func:`notes_paths`, :func:`read_notes`, :func:`scan_notes`; DuckDB's ``notes``
-view, refreshed here): the manifest is replaced atomically, and the parts of the previous one are
-kept (a reader may still be reading them), older ones removed. Every piece's notes are in one
-part, in the note table's order (onset, pitch, track); the parts are in the order of their names.
+Each is a set of parquet parts, ``parsed/pieces/`` (``PIECE_SCHEMA``: one row per piece with its
+training text) and ``parsed/notes/`` (``NOTE_SCHEMA``), each listed by its ``manifest.json``. A
+part is the pieces or the notes of one parse cache batch (:mod:`musicml.ingest.files`), written by
+the ingestion worker that parsed the batch's files, so that the tables are written on every core
+and publishing them moves no note and no text. A batch whose pieces all belong to the lake now is
+published as its cache files themselves (hard links: no copy; a copy where the file system has no
+links); one holding pieces of files since removed, or held by another batch too, is published as
+parts of only the rows that belong, and the pieces of files moved since are written anew with
+their paths as they are now. Where many small parts pile up (each small ingestion, such as the
+sensor's, makes a batch of its own), they are merged into one (:func:`_merge_small`, the same
+batches in both tables), so readers open few files and a publication rewrites a bounded number of
+rows. Parts are named by what they hold, never change once written, and are read only through the
+manifests (:func:`pieces_paths`, :func:`read_pieces`, :func:`scan_pieces`, :func:`notes_paths`,
+:func:`read_notes`, :func:`scan_notes`; DuckDB's ``pieces`` and ``notes`` views, refreshed here):
+a manifest is replaced atomically, and the parts of the previous one are kept (a reader may still
+be reading them), older ones removed. Every piece's notes are in one part, in the note table's
+order (onset, pitch, track); the parts are in the order of their names, and :func:`read_pieces`
+sorts the pieces by id and path.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,41 +34,53 @@ import polars as pl
 from musicml.ingest.files import (
     PIECE_SCHEMA,
     CachedBatch,
-    pieces_frame,
     read_part,
+    read_pieces_part,
     select_parsed,
     write_notes_part,
+    write_pieces_part,
 )
 from musicml.ingest.note_table import NOTE_SCHEMA
-from musicml.lake import Lake, atomic_path, read_json, safe_join, write_json, write_parquet
+from musicml.lake import Lake, atomic_path, read_json, safe_join, write_json
 from musicml.locks import file_lock
 
 MANIFEST = "manifest.json"
-# How ``pieces.parquet`` is written (pyarrow.parquet.write_table options). Measured on POP909 and
-# its versions (2,873 pieces, 58 MB of MIDI text; CPU of the write, of polars' read, size), 2026-12-03:
-# the text uncompressed, every other column lz4 (these) 33 ms, 22 ms, 58.2 MB; everything lz4 94 ms,
-# 34 ms, 16.1 MB; snappy 90 ms, 41 ms, 16.4 MB; zstd (level 1) 126 ms, 50 ms, 9.5 MB. The text is
-# most of it, and compressing it is what costs: it is read once (``deduped_scores``), whose tables
-# onward are compressed. No dictionary of the text (every text differs) and no statistics of it (a
-# min and max of long strings); statistics of ``piece_id`` (what readers filter by).
-PIECES_PARQUET = {"compression": {c: "none" if c == "text" else "lz4" for c in PIECE_SCHEMA},
-                  "use_dictionary": ["format", "time_signature"], "write_statistics": ["piece_id"]}
-# Small parts are merged (see _merge_small): a part of fewer notes than this is small, and more
-# than MAX_SMALL_PARTS small ones become one. A batch of 64 POP909 files holds ~100k notes; one
-# ingestion of a few new files (the sensor's) makes a batch of its own.
+# Small parts are merged (see _merge_small): a batch of fewer notes than this is small, and more
+# than MAX_SMALL_PARTS small ones become one. A batch of BATCH_FILES (128) POP909 files holds ~200k
+# notes; one ingestion of a few new files (the sensor's) makes a batch of its own.
 SMALL_PART_ROWS = 65_536
 MAX_SMALL_PARTS = 8
-_EMPTY_PART = "empty.parquet"  # the one part of a table of no notes (DuckDB reads no empty file list)
+_EMPTY_PART = "empty.parquet"  # the one part of a table of no rows (DuckDB reads no empty file list)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """How one of the parsed tables is made of the cache's batches."""
+
+    name: str  # its folder under parsed/
+    schema: dict[str, pl.DataType]
+    cache_file: Callable[[CachedBatch], Path]  # a batch's file of this table
+    linkable: Callable[[CachedBatch], bool]  # whether that file is the table's part as it is
+    read: Callable[[CachedBatch], pl.DataFrame]  # the rows of a batch's chosen pieces
+    write: Callable[[Path, pl.DataFrame], None]
+    count: Callable[[CachedBatch], int]  # rows of a batch's chosen pieces
+
+
+PIECES = _Table("pieces", PIECE_SCHEMA, lambda b: b.pieces_path, lambda b: b.whole_pieces, read_pieces_part,
+                write_pieces_part, lambda b: len(b.paths))
+NOTES = _Table("notes", NOTE_SCHEMA, lambda b: b.notes_path, lambda b: b.whole, read_part,
+               write_notes_part, lambda b: b.chosen_rows)
+TABLES = (PIECES, NOTES)
 
 
 @dataclass(frozen=True)
 class PublishedNotes:
-    """The note table as :func:`publish` left it."""
+    """A parsed table (the note table, or the pieces table) as :func:`publish` left it."""
 
     paths: list[Path]  # its parts, in order
-    rows: int  # notes
+    rows: int  # notes (pieces)
     linked: int  # parts newly published as their cache file
-    written: int  # parts newly written (of a batch's notes that belong, or small parts merged)
+    written: int  # parts newly written (of a batch's rows that belong, or small parts merged)
     merged: int  # parts that are merges of small ones
 
 
@@ -70,96 +88,101 @@ def notes_dir(lake: Lake) -> Path:
     return lake.dir("parsed", "notes")
 
 
-def pieces_path(lake: Lake) -> Path:
-    return lake.path("parsed", "pieces.parquet")
+def pieces_dir(lake: Lake) -> Path:
+    return lake.dir("parsed", "pieces")
 
 
 def publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNotes]:
     """Write the parsed tables of every ``ingested`` file of ``files`` (the files table) from the
-    parse cache: the pieces (paths as they are now) and the note table's parts and manifest;
-    the pieces and what the note table is."""
+    parse cache: the pieces table's and the note table's parts and manifests; the pieces (their
+    columns but ``text``, by piece id and path) and what the note table is."""
     with file_lock(lake.path("parsed", "publish.lock")):  # two at once take turns (one removes what it replaced)
-        return _publish(lake, files)
+        pieces, published = _publish(lake, files)
+    return pieces, published["notes"]
 
 
-def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNotes]:
+def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, PublishedNotes]]:
     selection = select_parsed(lake, files)
-    write_parquet(pieces_path(lake), selection.pieces, **PIECES_PARQUET)
-    folder = notes_dir(lake)
+    folders = {t.name: lake.dir("parsed", t.name) for t in TABLES}
     own = {_part_name(b): b for b in selection.batches if b.chosen}  # each batch's own part
-    previous = _read_manifest(folder)
-    groups = {m: members for m, members in previous.get("merged", {}).items()  # merges still whole
-              if set(members) <= set(own) and (folder / m).exists()}
+    previous = {t.name: _read_manifest(folders[t.name]) for t in TABLES}
+    groups = {m: members for m, members in previous["notes"].get("merged", {}).items()  # merges still whole
+              if set(members) <= set(own) and all((f / m).exists() for f in folders.values())}
     free = set(own) - {n for members in groups.values() for n in members}
-    groups, free, merged = _merge_small(folder, own, groups, free)
-    linked = written = 0
-    for name in free:
-        made = _make_part(own[name], folder / name)
-        linked += made == "linked"
-        written += made == "written"
-    names = sorted([*free, *groups])
-    if not names:
-        names.append(_EMPTY_PART)
-        if not (folder / _EMPTY_PART).exists():
-            write_notes_part(folder / _EMPTY_PART, pl.DataFrame(schema=NOTE_SCHEMA))
-    rows = sum(b.chosen_rows for b in own.values())
-    write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces),
-                                   "merged": {m: groups[m] for m in sorted(groups)}})
-    _remove_unlisted(folder, set(names) | set(previous.get("parts", [])))
-    # the one-file note table of lakes written before the parts (PARSER_VERSION 5): gone, not stale
-    lake.path("parsed", "notes.parquet").unlink(missing_ok=True)
-    if lake.catalog_path.exists():  # its notes view names the parts: now these
+    groups, free = _merge_small(own, groups, free)
+    names = sorted([*free, *groups]) or [_EMPTY_PART]
+    published = {}
+    for table in TABLES:
+        folder = folders[table.name]
+        linked = written = merged = 0
+        for name in free:
+            made = _make_part(table, own[name], folder / name)
+            linked += made == "linked"
+            written += made == "written"
+        for name, members in groups.items():
+            if not (folder / name).exists():
+                table.write(folder / name, pl.concat([table.read(own[m]) for m in members]))
+                merged += 1
+        if names == [_EMPTY_PART] and not (folder / _EMPTY_PART).exists():
+            table.write(folder / _EMPTY_PART, pl.DataFrame(schema=table.schema))
+        rows = sum(table.count(b) for b in own.values())
+        write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces),
+                                       "merged": {m: groups[m] for m in sorted(groups)}})
+        _remove_unlisted(folder, set(names) | set(previous[table.name].get("parts", [])))
+        published[table.name] = PublishedNotes([folder / n for n in names], rows, linked, written + merged,
+                                               len(groups))
+    for legacy in ("notes.parquet", "pieces.parquet"):  # the one-file tables of lakes written before the parts
+        lake.path("parsed", legacy).unlink(missing_ok=True)
+    if lake.catalog_path.exists():  # its views name the parts: now these
         from musicml import catalog  # (here: the catalog imports this module)
 
         catalog.refresh(lake)
-    return pieces_frame(selection.pieces), PublishedNotes([folder / n for n in names], rows, linked,
-                                                          written + merged, len(groups))
+    return pl.from_arrow(selection.pieces).cast({c: PIECE_SCHEMA[c] for c in selection.pieces.column_names}), published
 
 
-def _merge_small(folder: Path, own: dict[str, CachedBatch], groups: dict[str, list[str]], free: set[str]
-                 ) -> tuple[dict[str, list[str]], set[str], int]:
-    """Where more than :data:`MAX_SMALL_PARTS` parts hold fewer than :data:`SMALL_PART_ROWS` notes
-    each (as many small ingestions leave, one batch each), those become one part written anew:
-    ``(groups, free, parts written)``. A merge is kept while every part in it is (its name lists
-    them in the manifest); one whose files changed is taken apart again. So a publication rewrites
-    at most about ``MAX_SMALL_PARTS * SMALL_PART_ROWS`` notes, and readers open few files."""
+def _merge_small(own: dict[str, CachedBatch], groups: dict[str, list[str]], free: set[str]
+                 ) -> tuple[dict[str, list[str]], set[str]]:
+    """Where more than :data:`MAX_SMALL_PARTS` parts hold the notes of fewer than
+    :data:`SMALL_PART_ROWS` notes each (as many small ingestions leave, one batch each), those
+    become one part in each table, written anew: ``(groups, free)``.
+    A merge is kept while every part in it is (its name lists them in the manifests); one whose
+    files changed is taken apart again. So a publication rewrites at most about
+    ``MAX_SMALL_PARTS * SMALL_PART_ROWS`` notes (and their pieces), and readers open few files."""
     def rows(name: str) -> int:
         return sum(own[n].chosen_rows for n in groups.get(name, [name]))
 
     small = sorted(n for n in [*free, *groups] if rows(n) < SMALL_PART_ROWS)
     if len(small) <= MAX_SMALL_PARTS:
-        return groups, free, 0
+        return groups, free
     members = sorted(m for n in small for m in groups.pop(n, [n]))
     free = free - set(small)
     name = f"m-{hashlib.sha256(chr(10).join(members).encode()).hexdigest()[:32]}.parquet"
     groups[name] = members
-    if (folder / name).exists():
-        return groups, free, 0
-    write_notes_part(folder / name, pl.concat([read_part(own[m]) for m in members]))
-    return groups, free, 1
+    return groups, free
 
 
 def _part_name(batch: CachedBatch) -> str:
-    """A batch's own part: named by the batch, and by the pieces taken from it where not all."""
+    """A batch's own part (the same name in both tables): named by the batch, and by the pieces
+    taken from it and their paths where not all, or where their files moved."""
     stem = batch.notes_path.name.split(".")[0]
-    if batch.whole:
+    if batch.whole_pieces:
         return f"{stem}.parquet"
-    return f"{stem}-{hashlib.sha256(chr(10).join(sorted(batch.chosen)).encode()).hexdigest()[:16]}.parquet"
+    taken = chr(10).join(f"{pid}{chr(0)}{path}" for pid, path in sorted(batch.paths))
+    return f"{stem}-{hashlib.sha256(taken.encode()).hexdigest()[:16]}.parquet"
 
 
-def _make_part(batch: CachedBatch, path: Path) -> str:
-    """``path``, a batch's own part, made unless it is there: "linked" (the cache's file),
-    "written" (the notes that belong) or "kept"."""
-    if batch.whole:
-        if _same_file(path, batch.notes_path):  # (a batch parsed again is a new file)
+def _make_part(table: _Table, batch: CachedBatch, path: Path) -> str:
+    """``path``, a batch's own part of ``table``, made unless it is there: "linked" (the cache's
+    file), "written" (the rows that belong) or "kept"."""
+    if table.linkable(batch):
+        if _same_file(path, table.cache_file(batch)):  # (a batch parsed again is a new file)
             return "kept"
-        _link_or_copy(batch.notes_path, path)
+        _link_or_copy(table.cache_file(batch), path)
         return "linked"
     if path.exists():
         return "kept"
-    write_notes_part(path, read_part(batch))
+    table.write(path, table.read(batch))
     return "written"
-
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """``target`` as a hard link to ``source`` (one file on disk), a copy where linking fails
@@ -194,14 +217,35 @@ def _remove_unlisted(folder: Path, keep: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def notes_paths(lake: Lake) -> list[Path]:
-    """The parts of the lake's note table, in order; ``FileNotFoundError`` when it has none
-    (``parsed_scores`` has not run)."""
-    folder = lake.path("parsed", "notes")
+def table_paths(lake: Lake, name: str) -> list[Path]:
+    """The parts of the lake's parsed table ``name`` ("pieces", "notes"), in order;
+    ``FileNotFoundError`` when it has none (``parsed_scores`` has not run)."""
+    folder = lake.path("parsed", name)
     manifest = folder / MANIFEST
     if not manifest.exists():
-        raise FileNotFoundError(f"no note table: {manifest} is missing (materialize parsed_scores)")
-    return [safe_join(folder, name) for name in read_json(manifest)["parts"]]
+        raise FileNotFoundError(f"no {name} table: {manifest} is missing (materialize parsed_scores)")
+    return [safe_join(folder, part) for part in read_json(manifest)["parts"]]
+
+
+def notes_paths(lake: Lake) -> list[Path]:
+    """The parts of the lake's note table, in order (see :func:`table_paths`)."""
+    return table_paths(lake, "notes")
+
+
+def pieces_paths(lake: Lake) -> list[Path]:
+    """The parts of the lake's pieces table, in order (see :func:`table_paths`)."""
+    return table_paths(lake, "pieces")
+
+
+def scan_pieces(lake: Lake) -> pl.LazyFrame:
+    """The lake's pieces table (``PIECE_SCHEMA``), lazily, part after part (unsorted)."""
+    return pl.scan_parquet(pieces_paths(lake), schema=PIECE_SCHEMA)
+
+
+def read_pieces(lake: Lake, columns: list[str] | None = None) -> pl.DataFrame:
+    """The lake's pieces table (``PIECE_SCHEMA``, or ``columns`` of it), sorted by piece id and path."""
+    frame = scan_pieces(lake).sort(["piece_id", "path"])
+    return (frame.select(columns) if columns else frame).collect()
 
 
 _UPCAST = pl.ScanCastOptions(integer_cast="upcast")  # the parts' int32 times (and older parts' int64) as int64

@@ -8,7 +8,7 @@ import polars as pl
 from musicml import workflow
 from musicml.curate.augment import AugmentConfig
 from musicml.curate.splits import SplitConfig
-from musicml.ingest import IngestConfig
+from musicml.ingest import IngestConfig, parsed
 from pipelines.assets.buckets import raw_score_buckets
 from pipelines.config import dagster_config
 from pipelines.metadata import counts_md, md_table, throttled_progress
@@ -69,7 +69,8 @@ def parsed_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             "notes": notes.rows,
             "note_parts": len(notes.paths),
             "by_format": md_table(by_format),
-            "preview": md_table(pieces.select("piece_id", "path", "format", "title", "n_notes", "text")),
+            "preview": md_table(parsed.scan_pieces(lake.lake()).select("piece_id", "path", "format", "title", "n_notes",
+                                                                       "text").head(10).collect()),
         }
     )
 
