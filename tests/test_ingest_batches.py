@@ -469,3 +469,29 @@ def test_a_moved_file_keeps_its_notes_part_and_gets_its_path_in_a_new_pieces_par
     assert "renamed.mid" in got["path"].to_list() and "m1.mid" not in got["path"].to_list()
     assert pieces.equals(got.select(pieces.columns)) and "text" not in pieces.columns  # what parse_step returns
     assert sorted(catalog.query(lake, "SELECT path FROM pieces")) == sorted((p,) for p in got["path"])
+
+
+def test_a_publication_reads_no_footer_of_the_parts_it_keeps(tmp_path: Path, derived, monkeypatch) -> None:
+    """The batches already published as they are, unchanged since (device, inode, size and mtime
+    as the manifest recorded them), are trusted: publishing again reads none of their footers,
+    so its cost does not grow with the corpus's batches; a new batch's footers are read."""
+    import pyarrow.parquet as pq
+
+    from musicml import workflow
+    from musicml.ingest import files as files_mod
+    from musicml.lake import write_parquet
+
+    lake = _drop(tmp_path, derived, n_abc=2)
+    first = ingest(lake, IngestConfig(isolate=False))
+    write_parquet(workflow.ingest_lib.files_table_path(lake), first.files)
+    workflow.parse_step(lake)
+    read = []
+    real = pq.read_metadata
+    monkeypatch.setattr(files_mod.pq, "read_metadata", lambda p, *a, **k: read.append(Path(p).name) or real(p, *a, **k))
+    workflow.parse_step(lake)
+    assert read == []
+    shutil.copyfile(_small_abc()[7], lake.raw_dir / "new.abc")
+    second = ingest(lake, IngestConfig(isolate=False), first.files)
+    write_parquet(workflow.ingest_lib.files_table_path(lake), second.files)
+    workflow.parse_step(lake)
+    assert len(read) == 2 and {n.split(".")[1] for n in read} == {"pieces", "notes"}  # the new batch's two

@@ -102,10 +102,23 @@ def publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNot
 
 
 def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, PublishedNotes]]:
-    selection = select_parsed(lake, files)
     folders = {t.name: lake.dir("parsed", t.name) for t in TABLES}
-    own = {_part_name(b): b for b in selection.batches if b.chosen}  # each batch's own part
     previous = {t.name: _read_manifest(folders[t.name]) for t in TABLES}
+
+    def published(batch: CachedBatch) -> bool:
+        """Whether the batch's files are the lake's parts already, unchanged since the last
+        publication recorded them (their footers were checked when first published): so a
+        publication reads no footer of the batches it keeps, only their ``stat``."""
+        name = _part_name(batch)
+        for t in TABLES:
+            seen = previous[t.name]["stat"].get(name)  # (recorded only of parts that exist)
+            if not t.linkable(batch) or seen is None or not seen == _identity(folders[t.name] / name) == \
+                    _identity(t.cache_file(batch)):
+                return False
+        return True
+
+    selection = select_parsed(lake, files, trusted=published)
+    own = {_part_name(b): b for b in selection.batches if b.chosen}  # each batch's own part
     groups = {m: members for m, members in previous["notes"].get("merged", {}).items()  # merges still whole
               if set(members) <= set(own) and all((f / m).exists() for f in folders.values())}
     free = set(own) - {n for members in groups.values() for n in members}
@@ -127,7 +140,8 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, P
             table.write(folder / _EMPTY_PART, pl.DataFrame(schema=table.schema))
         rows = sum(table.count(b) for b in own.values())
         write_json(folder / MANIFEST, {"parts": names, "rows": rows, "pieces": len(selection.pieces),
-                                       "merged": {m: groups[m] for m in sorted(groups)}})
+                                       "merged": {m: groups[m] for m in sorted(groups)},
+                                       "stat": {n: _identity(folder / n) for n in names}})
         _remove_unlisted(folder, set(names) | set(previous[table.name].get("parts", [])))
         published[table.name] = PublishedNotes([folder / n for n in names], rows, linked, written + merged,
                                                len(groups))
@@ -202,13 +216,24 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _read_manifest(folder: Path) -> dict:
-    """The manifest as the last publication wrote it (``{}`` where there is none or it is unreadable)."""
+    """The manifest as the last publication wrote it (nothing where there is none or it is unreadable)."""
     try:
         manifest = read_json(folder / MANIFEST)
         parts, merged = list(manifest["parts"]), dict(manifest.get("merged", {}))
-        return {"parts": [str(p) for p in parts], "merged": {str(m): [str(n) for n in v] for m, v in merged.items()}}
+        stat = {str(n): [int(x) for x in v] for n, v in dict(manifest.get("stat", {})).items() if v is not None}
+        return {"parts": [str(p) for p in parts], "merged": {str(m): [str(n) for n in v] for m, v in merged.items()},
+                "stat": stat}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        return {"stat": {}}
+
+
+def _identity(path: Path) -> list[int] | None:
+    """What tells a file apart and shows it changed: device, inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def _remove_unlisted(folder: Path, keep: set[str]) -> None:
