@@ -39,6 +39,7 @@ the title, the piece rows).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import tempfile
@@ -114,6 +115,7 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
     added: dict[int, CacheBatch] = {}
     tables: dict[int, object] = {}
     work.mkdir(parents=True, exist_ok=True)
+    fresh = itertools.count()
 
     def add(batch: list[int], j: int) -> None:
         added[j] = CacheBatch(str(work), config)
@@ -128,8 +130,8 @@ def stage_costs(files: list[Path], datas: list[bytes], rounds: int, work: Path) 
         "piece_stats": lambda b, j: [piece_stats(scores[i], cols[i]) for i in b if i in cols],
         "notes_table": lambda b, j: tables.__setitem__(j, notes_part_table([digests[i] for i in b if i in arrays],
                                                                            [arrays[i] for i in b if i in arrays])),
-        "notes_part_write": lambda b, j: write_notes_part(work / "part.parquet", tables.pop(j),
-                                                              [digests[i] for i in b if i in arrays]),
+        "notes_part_write": lambda b, j: write_notes_part(work / f"part{next(fresh)}.parquet", tables.pop(j),
+                                                          [digests[i] for i in b if i in arrays]),  # (a new file, as ingestion writes)
         "batch_add": add,
         "batch_write": lambda b, j: added.pop(j).write(),
     }

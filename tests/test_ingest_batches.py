@@ -414,7 +414,7 @@ def test_small_parts_are_merged_and_a_merge_is_kept_while_its_files_are(tmp_path
         files = ingest(lake, IngestConfig(isolate=False), files).files
     assert len(list(lake.root.rglob("*.pieces.parquet"))) == 10
 
-    def publish(files: pl.DataFrame) -> parsed.PublishedNotes:
+    def publish(files: pl.DataFrame) -> parsed.PublishedTable:
         write_parquet(workflow.ingest_lib.files_table_path(lake), files)
         _, published = workflow.parse_step(lake)
         got = parsed.read_notes(lake).sort("piece_id", maintain_order=True)

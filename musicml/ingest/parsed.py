@@ -74,7 +74,7 @@ TABLES = (PIECES, NOTES)
 
 
 @dataclass(frozen=True)
-class PublishedNotes:
+class PublishedTable:
     """A parsed table (the note table, or the pieces table) as :func:`publish` left it."""
 
     paths: list[Path]  # its parts, in order
@@ -84,24 +84,17 @@ class PublishedNotes:
     merged: int  # parts that are merges of small ones
 
 
-def notes_dir(lake: Lake) -> Path:
-    return lake.dir("parsed", "notes")
-
-
-def pieces_dir(lake: Lake) -> Path:
-    return lake.dir("parsed", "pieces")
-
-
-def publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedNotes]:
+def publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, PublishedTable]:
     """Write the parsed tables of every ``ingested`` file of ``files`` (the files table) from the
     parse cache: the pieces table's and the note table's parts and manifests; the pieces (their
-    columns but ``text``, by piece id and path) and what the note table is."""
+    key columns, no text: ``ParsedSelection.pieces``) and what the note table is."""
     with file_lock(lake.path("parsed", "publish.lock")):  # two at once take turns (one removes what it replaced)
         pieces, published = _publish(lake, files)
     return pieces, published["notes"]
 
 
-def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, PublishedNotes]]:
+def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, PublishedTable]]:
+    """:func:`publish`'s work (under its lock); what each table is, by name."""
     folders = {t.name: lake.dir("parsed", t.name) for t in TABLES}
     previous = {t.name: _read_manifest(folders[t.name]) for t in TABLES}
 
@@ -143,7 +136,7 @@ def _publish(lake: Lake, files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, P
                                        "merged": {m: groups[m] for m in sorted(groups)},
                                        "stat": {n: _identity(folder / n) for n in names}})
         _remove_unlisted(folder, set(names) | set(previous[table.name].get("parts", [])))
-        published[table.name] = PublishedNotes([folder / n for n in names], rows, linked, written + merged,
+        published[table.name] = PublishedTable([folder / n for n in names], rows, linked, written + merged,
                                                len(groups))
     for legacy in ("notes.parquet", "pieces.parquet"):  # the one-file tables of lakes written before the parts
         lake.path("parsed", legacy).unlink(missing_ok=True)
