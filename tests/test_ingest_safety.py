@@ -256,7 +256,7 @@ def _misbehaving_worker(conn, memory_bytes, shared):  # runs in a spawned child;
     import json
     import signal
 
-    from musicml.ingest.isolation import READY, Progress
+    from musicml.ingest.isolation import READY, Progress, receive_files
 
     progress = Progress(shared)
     conn.send_bytes(READY)
@@ -265,7 +265,7 @@ def _misbehaving_worker(conn, memory_bytes, shared):  # runs in a spawned child;
             header = json.loads(conn.recv_bytes())
             if any(f["rel"] == "toobig.mid" for f in header["files"]):
                 os._exit(1)  # as a MemoryError receiving the batch's bytes
-            conn.recv_bytes()
+            receive_files(conn, header)
         except EOFError:
             return
         rels = [f["rel"] for f in header["files"]]

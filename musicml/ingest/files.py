@@ -937,7 +937,7 @@ def read_pieces_part(batch: CachedBatch) -> pl.DataFrame:
     if batch.whole_pieces:
         return pieces
     now = pl.DataFrame(list(batch.paths), schema={"piece_id": pl.String, "path": pl.String}, orient="row")
-    return now.join(pieces.drop("path"), on="piece_id").select(list(PIECE_SCHEMA))
+    return now.join(pieces.drop("path"), on="piece_id", maintain_order="left").select(list(PIECE_SCHEMA))
 
 
 def pieces_frame(pieces: pa.Table) -> pl.DataFrame:

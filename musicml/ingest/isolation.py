@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from multiprocessing.connection import Connection, wait
 
 READY = b"ready"  # a worker's first message: imports done, the time limits start counting now
@@ -114,13 +115,13 @@ def _worker_main(conn: Connection, memory_bytes: int, shared) -> None:  # pragma
     while True:
         try:
             header = json.loads(conn.recv_bytes())
-            blob = conn.recv_bytes()
+            blob = receive_files(conn, header)
         except (EOFError, OSError):
             return
         batch, at, replies = CacheBatch(header["lake_root"], header["config"]), 0, []
         for k, f in enumerate(header["files"]):
             progress.set(k)
-            data, at = blob[at:at + f["size"]], at + f["size"]
+            data, at = bytes(blob[at:at + f["size"]]), at + f["size"]
             replies.append(batch.add(data, f["fmt"], f["rel"], f["digest"]))
             if batch.out_of_memory:  # a heap at its limit fails the next files too (or hangs a native
                 # reader): the files answered so far are told, the others parsed again in a fresh worker
@@ -129,6 +130,41 @@ def _worker_main(conn: Connection, memory_bytes: int, shared) -> None:  # pragma
         progress.set(len(replies))
         written = batch.write()
         conn.send_bytes(json.dumps({"replies": replies, "written": written}).encode("utf-8"))
+
+
+# The files' bytes go to a worker unframed, straight after the header that gives their sizes: the
+# worker reads them into one buffer with ``os.readv`` (``Connection.recv_bytes`` reads a long message
+# in chunks into a BytesIO and copies it out again: 11.6 us a file of a 128-file, 1.8 MB batch
+# against 2.1, slices into the files' bytes included; measured 2026-12-04), and this process writes
+# them with ``os.writev`` (no joined copy).
+def _write_all(fd: int, buffers: list[bytes]) -> None:
+    """Write every buffer to ``fd``, in order (``os.writev``, resumed after a partial write)."""
+    views = deque(memoryview(b) for b in buffers if len(b))
+    while views:
+        n = os.writev(fd, list(islice(views, 512)))  # (IOV_MAX is 1024 on Linux)
+        while n:
+            if n >= len(views[0]):
+                n -= len(views.popleft())
+            else:
+                views[0], n = views[0][n:], 0
+
+
+def receive_files(conn: Connection, header: dict) -> memoryview:
+    """The files' bytes of the batch whose header a worker has just received (as
+    :meth:`_Worker.send` sends them: one after another, ``header["files"][k]["size"]`` each)."""
+    return memoryview(_read_exactly(conn.fileno(), sum(f["size"] for f in header["files"])))
+
+
+def _read_exactly(fd: int, n: int) -> bytearray:
+    """``n`` bytes from ``fd`` into one buffer; ``EOFError`` where the other end closes first."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError(f"the connection closed after {got} of {n} bytes")
+        got += k
+    return buf
 
 
 class _Worker:
@@ -160,7 +196,7 @@ class _Worker:
         header = {"lake_root": batch[0].lake_root, "config": batch[0].config,
                   "files": [{"rel": t.rel, "fmt": t.fmt, "digest": t.digest, "size": len(t.data)} for t in batch]}
         self.conn.send_bytes(json.dumps(header).encode("utf-8"))
-        self.conn.send_bytes(b"".join(t.data for t in batch))
+        _write_all(self.conn.fileno(), [t.data for t in batch])
 
     def kill(self) -> None:
         if self.proc.is_alive():
