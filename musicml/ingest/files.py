@@ -940,11 +940,6 @@ def read_pieces_part(batch: CachedBatch) -> pl.DataFrame:
     return now.join(pieces.drop("path"), on="piece_id", maintain_order="left").select(list(PIECE_SCHEMA))
 
 
-def pieces_frame(pieces: pa.Table) -> pl.DataFrame:
-    """A pieces table of :func:`select_parsed` as a polars frame in ``PIECE_SCHEMA``."""
-    return pl.from_arrow(pieces).cast(PIECE_SCHEMA)
-
-
 def read_part(batch: CachedBatch) -> pl.DataFrame:
     """The notes of a batch's chosen pieces (``NOTE_SCHEMA``); a damaged part (unreadable, or
     holding pieces the batch does not) removes the batch, named in a ``FileNotFoundError``."""

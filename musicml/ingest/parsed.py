@@ -191,6 +191,7 @@ def _make_part(table: _Table, batch: CachedBatch, path: Path) -> str:
     table.write(path, table.read(batch))
     return "written"
 
+
 def _link_or_copy(source: Path, target: Path) -> None:
     """``target`` as a hard link to ``source`` (one file on disk), a copy where linking fails
     (another file system, or one without links); atomic either way."""
