@@ -75,7 +75,8 @@ def ingest_bucket_step(lake: Lake, bucket: str, config: ingest_lib.IngestConfig 
 
 def parse_step(lake: Lake) -> tuple[pl.DataFrame, parsed.PublishedTable]:
     """Pieces and notes of every ingested file, from the parse cache, published as the lake's
-    ``parsed/`` tables (:mod:`musicml.ingest.parsed`: the note table's parts are the cache's)."""
+    ``parsed/`` tables (:mod:`musicml.ingest.parsed`: both tables' parts are the cache's); the
+    pieces' key columns (no text) and what the note table is."""
     return parsed.publish(lake, read_frame(ingest_lib.files_table_path(lake)))
 
 
