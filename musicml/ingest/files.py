@@ -875,8 +875,6 @@ class ParsedSelection:
     batches: list[CachedBatch]
 
 
-
-
 def select_parsed(lake: Lake, files: pl.DataFrame, trusted: Callable[[CachedBatch], bool] | None = None
                   ) -> ParsedSelection:
     """The pieces of every ``ingested`` file of ``files`` (their texts unread) and the cache
@@ -983,7 +981,7 @@ _REPARSE = "a full ingestion (raw_scores, every path) parses them again"
 
 @lru_cache(maxsize=1)
 def _keys_schema() -> pa.Schema:
-    """``PIECE_SCHEMA`` in Arrow without ``text`` (what a selection holds)."""
+    """The :data:`_KEYS` columns of ``PIECE_SCHEMA`` in Arrow (what a selection holds)."""
     full = _pieces_arrow_schema()
     return pa.schema([full.field(c) for c in _KEYS])
 
