@@ -1,5 +1,8 @@
 """deploy/: every file parses, and what each one says is checked against the code it drives
-(Dagster's instance schema, torchrun's and musicml.train's own argument parsers, pyproject)."""
+(Dagster's instance schema, torchrun's and musicml.train's own argument parsers, pyproject), and
+against what a cluster would get: the K8sRunLauncher the chart configures from helm-values.yaml
+(:mod:`helm_chart`) launching ``train_job`` runs, the Jobs it would send to the Kubernetes API
+captured, and the manifests of deploy/k8s read as the Kubernetes client's API models."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helm_chart
 import numpy as np
 import pytest
 import yaml
@@ -165,17 +169,194 @@ def test_training_run_tags_ask_for_a_gpu() -> None:
 
 
 def test_image_pins_the_dagster_libraries_of_pyproject() -> None:
-    extras = _pyproject()["project"]["optional-dependencies"]["postgres"]
-    pinned = next(r for r in extras if r.startswith("dagster-postgres=="))
-    version = pinned.split("==")[1]
+    extras = _pyproject()["project"]["optional-dependencies"]
+    (postgres,) = [r for r in extras["postgres"] if r.startswith("dagster-postgres==")]
+    version = postgres.split("==")[1]
+    assert extras["k8s"] == [f"dagster-k8s=={version}"]
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    assert f'"dagster-k8s=={version}"' in dockerfile and '".[postgres,s3]"' in dockerfile
+    assert '".[postgres,s3,k8s]"' in dockerfile
     deps = _pyproject()["project"]["dependencies"]
     dagster = next(r for r in deps if r.startswith("dagster=="))
     import importlib.metadata as md
 
     assert md.version("dagster") == dagster.split("==")[1]
-    assert md.version("dagster-postgres") == version  # the release that goes with that dagster
+    for library in ("dagster-postgres", "dagster-k8s"):  # the releases that go with that dagster
+        assert md.version(library) == version, library
+
+
+# -- what the chart and the K8sRunLauncher make of deploy/: the Jobs a cluster would be sent -----------
+
+KUBECONFIG = {"apiVersion": "v1", "kind": "Config", "current-context": "test",  # (no server is contacted)
+              "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:6443"}}],
+              "users": [{"name": "test", "user": {"token": "test"}}],
+              "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}]}
+
+
+@pytest.fixture
+def k8s():
+    """dagster-k8s (the ``k8s`` extra, installed by .ci/setup) with the Kubernetes client."""
+    return pytest.importorskip("dagster_k8s")
+
+
+def _values() -> tuple[dict, dict]:
+    (values,) = _load("helm-values.yaml")
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    return values, deployment
+
+
+def _tags_command_output() -> str:
+    """What the command in train-run-tags.yaml's comment prints (run from the repository root)."""
+    text = (DEPLOY / "k8s" / "train-run-tags.yaml").read_text(encoding="utf-8")
+    (code,) = re.findall(r"python -c '([^']*)'", text)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _launch(tmp_path: Path, tags: dict[str, str]):
+    """Launch a ``train_job`` run through the K8sRunLauncher the chart configures from
+    helm-values.yaml, from the code location it deploys (image, container context), with ``tags``:
+    the Job sent to the Kubernetes API (captured, never sent) and its namespace. The launcher reads
+    a kubeconfig of a cluster on 127.0.0.1 instead of the in-cluster config (no cluster is reached)."""
+    from unittest import mock
+
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.launcher import LaunchRunContext
+    from dagster._core.test_utils import create_run_for_test, instance_for_test
+
+    values, deployment = _values()
+    launcher = helm_chart.run_launcher(values)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG), encoding="utf-8")
+    launcher["config"] |= {"load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    batch = mock.MagicMock()
+    with mock.patch("kubernetes.client.BatchV1Api", return_value=batch), \
+            instance_for_test(overrides={"run_launcher": launcher}) as instance:
+        location = ReconstructableRepository.for_module(_pyproject()["tool"]["dagster"]["module_name"], "defs",
+                                                        working_directory=str(REPO))
+        origin = location.get_reconstructable_job("train_job").get_python_origin()
+        origin = origin._replace(repository_origin=origin.repository_origin._replace(
+            container_image=helm_chart.container_image(deployment),
+            container_context=helm_chart.container_context(deployment)))
+        run = create_run_for_test(instance, job_name="train_job", job_code_origin=origin, tags=tags)
+        instance.run_launcher.launch_run(LaunchRunContext(run, None))
+    ((name, _, kwargs),) = [c for c in batch.method_calls if c[0] == "create_namespaced_job"]
+    return kwargs["body"], kwargs["namespace"]
+
+
+def _env(container) -> dict[str, str]:
+    return {e.name: e.value for e in container.env if e.value is not None}
+
+
+def test_helm_values_use_only_settings_the_chart_reads() -> None:
+    values, deployment = _values()
+    helm_chart.run_launcher(values)
+    helm_chart.container_context(deployment)
+    typo = yaml.safe_load(yaml.safe_dump(values))
+    typo["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["jobSpec"] = {"backoffLimit": 0}
+    with pytest.raises(KeyError, match="jobSpec"):
+        helm_chart.run_launcher(typo)
+    with pytest.raises(KeyError, match="volumeMount"):
+        helm_chart.container_context({**deployment, "volumeMount": deployment["volumeMounts"]})
+
+
+def test_the_run_launcher_the_chart_configures_is_a_valid_k8s_run_launcher(k8s, tmp_path) -> None:
+    from dagster._core.test_utils import instance_for_test
+
+    values, _ = _values()
+    launcher = helm_chart.run_launcher(values)
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(KUBECONFIG), encoding="utf-8")
+    launcher["config"] |= {"load_incluster_config": False, "kubeconfig_file": str(tmp_path / "kubeconfig")}
+    with instance_for_test(overrides={"run_launcher": launcher}) as instance:
+        assert isinstance(instance.run_launcher, k8s.K8sRunLauncher)  # its config checked by Dagster
+        assert instance.run_launcher.env_secrets == ["musicml-env"]
+    launcher["config"]["env_secret"] = ["musicml-env"]
+    with pytest.raises(DagsterInvalidConfigError), instance_for_test(overrides={"run_launcher": launcher}) as instance:
+        instance.run_launcher  # noqa: B018 (made on first use)
+
+
+def test_the_gpu_tags_command_prints_tags_dagster_accepts() -> None:
+    tags = json.loads(_tags_command_output())
+    assert set(tags) == {"dagster-k8s/config"}
+    assert all(isinstance(v, str) for v in tags.values())  # what `dagster job launch --tags` checks
+    (raw,) = _load("k8s/train-run-tags.yaml")
+    assert json.loads(tags["dagster-k8s/config"]) == raw["dagster-k8s/config"]
+
+
+def test_a_training_run_with_the_gpu_tags_is_a_gpu_pod_with_the_lake(k8s, tmp_path) -> None:
+    """The Job the K8sRunLauncher would create for ``train_job`` launched with the tags of
+    train-run-tags.yaml: the code location's image, the GPU, the node pool, the lake, the secrets."""
+    import kubernetes
+
+    job, namespace = _launch(tmp_path, json.loads(_tags_command_output()))
+    assert isinstance(job, kubernetes.client.V1Job) and namespace == helm_chart.NAMESPACE
+    values, deployment = _values()
+    pod = job.spec.template.spec
+    (container,) = pod.containers
+    assert container.image == helm_chart.container_image(deployment)
+    assert container.args[:3] == ["dagster", "api", "execute_run"]
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert container.resources.requests == {"cpu": "4", "memory": "16Gi"}  # the tags' over the launcher's
+    assert container.resources.limits["memory"] == "32Gi"
+    assert pod.node_selector == {"musicml/pool": "gpu"}
+    assert [(t.key, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "NoSchedule")]
+    (pvc,) = _load("k8s/lake-pvc.yaml")
+    assert {v.name: v.persistent_volume_claim.claim_name for v in pod.volumes} == {"lake": pvc["metadata"]["name"]}
+    assert {m.name: m.mount_path for m in container.volume_mounts} == {"lake": "/lake"}
+    assert _env(container)["MUSICML_LAKE"] == "/lake" and _env(container)["DAGSTER_HOME"] == helm_chart.DAGSTER_HOME
+    assert "musicml-env" in [s.secret_ref.name for s in container.env_from if s.secret_ref]
+    assert job.spec.backoff_limit == 0 and job.spec.ttl_seconds_after_finished == 86400
+    assert pod.restart_policy == "Never"
+
+
+def test_a_run_without_the_tags_gets_the_launchers_resources_and_no_gpu(k8s, tmp_path) -> None:
+    job, _ = _launch(tmp_path, {})
+    (container,) = job.spec.template.spec.containers
+    assert container.resources.requests == {"cpu": "2", "memory": "8Gi"}
+    assert container.resources.limits == {"memory": "16Gi"}
+    assert not job.spec.template.spec.node_selector
+
+
+def test_a_misspelled_pod_setting_in_the_tags_fails_the_launch(k8s, tmp_path) -> None:
+    config = {"container_config": {"resource": {"limits": {"nvidia.com/gpu": 1}}}}
+    with pytest.raises(Exception, match="resource"):
+        _launch(tmp_path, {"dagster-k8s/config": json.dumps(config)})
+
+
+_KINDS = {"Job": "V1Job", "Service": "V1Service", "PersistentVolumeClaim": "V1PersistentVolumeClaim"}
+
+
+def _as_k8s_object(doc: dict):
+    """``doc`` (a manifest) as the Kubernetes client's model of its kind (the API's schema as the
+    installed ``kubernetes`` client has it): every key known, every value of its type, the
+    required fields there; raises otherwise (dagster-k8s's strict reading, as for run pods)."""
+    import kubernetes
+    from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+
+    model = getattr(kubernetes.client, _KINDS[doc["kind"]])
+    return k8s_model_from_dict(model, k8s_snake_case_dict(model, doc))
+
+
+@pytest.mark.parametrize("name", ["k8s/torchrun-job.yaml", "k8s/lake-pvc.yaml"])
+def test_manifests_are_valid_kubernetes_objects(k8s, name) -> None:
+    docs = _load(name)
+    assert docs
+    for doc in docs:
+        obj = _as_k8s_object(doc)
+        assert obj.kind == doc["kind"] and obj.metadata.name == doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("break_it", ["misspelled", "wrong type", "missing"])
+def test_a_broken_manifest_is_not_a_kubernetes_object(k8s, break_it) -> None:
+    _, job = _torchrun_job()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    if break_it == "misspelled":
+        container["volumeMount"] = container.pop("volumeMounts")
+    elif break_it == "wrong type":
+        job["spec"]["completions"] = "two"
+    else:
+        del container["name"]
+    with pytest.raises(Exception, match="volumeMount|two|name"):
+        _as_k8s_object(job)
 
 
 @pytest.mark.slow
