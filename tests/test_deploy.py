@@ -212,8 +212,8 @@ def _tags_command_output() -> str:
     return done.stdout
 
 
-def _launch(tmp_path: Path, tags: dict[str, str]):
-    """Launch a ``train_job`` run through the K8sRunLauncher the chart configures from
+def _launch(tmp_path: Path, tags: dict[str, str], job_name: str = "train_job"):
+    """Launch a ``job_name`` run through the K8sRunLauncher the chart configures from
     helm-values.yaml, from the code location it deploys (image, container context), with ``tags``:
     the Job sent to the Kubernetes API (captured, never sent) and its namespace. The launcher reads
     a kubeconfig of a cluster on 127.0.0.1 instead of the in-cluster config (no cluster is reached)."""
@@ -233,11 +233,11 @@ def _launch(tmp_path: Path, tags: dict[str, str]):
             instance_for_test(overrides={"run_launcher": launcher}) as instance:
         location = ReconstructableRepository.for_module(_pyproject()["tool"]["dagster"]["module_name"], "defs",
                                                         working_directory=str(REPO))
-        origin = location.get_reconstructable_job("train_job").get_python_origin()
+        origin = location.get_reconstructable_job(job_name).get_python_origin()
         origin = origin._replace(repository_origin=origin.repository_origin._replace(
             container_image=helm_chart.container_image(deployment),
             container_context=helm_chart.container_context(deployment)))
-        run = create_run_for_test(instance, job_name="train_job", job_code_origin=origin, tags=tags)
+        run = create_run_for_test(instance, job_name=job_name, job_code_origin=origin, tags=tags)
         instance.run_launcher.launch_run(LaunchRunContext(run, None))
     ((name, _, kwargs),) = [c for c in batch.method_calls if c[0] == "create_namespaced_job"]
     return kwargs["body"], kwargs["namespace"]
@@ -314,6 +314,20 @@ def test_a_run_without_the_tags_gets_the_launchers_resources_and_no_gpu(k8s, tmp
     assert container.resources.requests == {"cpu": "2", "memory": "8Gi"}
     assert container.resources.limits == {"memory": "16Gi"}
     assert not job.spec.template.spec.node_selector
+
+
+def test_each_bucket_of_an_ingestion_backfill_is_a_pod_of_its_own_on_the_lake(k8s, tmp_path) -> None:
+    """A backfill of ``ingest_buckets_job`` is one run per partition: each its own Job (named by its
+    run), all on the one lake volume."""
+    from musicml.ingest.buckets import BUCKETS
+
+    jobs = [_launch(tmp_path, {"dagster/partition": f"{b}-of-{BUCKETS}"}, "ingest_buckets_job")[0] for b in (0, 3)]
+    assert len({j.metadata.name for j in jobs}) == 2
+    for job in jobs:
+        assert job.metadata.labels["dagster/job"] == "ingest_buckets_job"
+        (container,) = job.spec.template.spec.containers
+        assert {m.name: m.mount_path for m in container.volume_mounts} == {"lake": "/lake"}
+        assert "nvidia.com/gpu" not in (container.resources.limits or {})
 
 
 def test_a_misspelled_pod_setting_in_the_tags_fails_the_launch(k8s, tmp_path) -> None:
