@@ -529,3 +529,20 @@ def test_abc_reader_failures_read_the_same_on_any_machine(tmp_path: Path) -> Non
     (lake.raw_dir / "key.abc").write_text("X:1\nK:Hm\ncdef|\n")
     _rejected(_rows(lake), "key.abc", "abc2midi wrote no MIDI; first problem: key.abc:2:1: error: First K: field must "
                                       "specify key signature")
+
+
+def test_workers_start_under_a_script_read_from_stdin(tmp_path: Path) -> None:
+    """``python - < script`` has a main module named ``<stdin>``, which a spawned worker would
+    try to run again and die on (every worker start failing stopped ingestion)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.abc").write_bytes(GOOD_ABC)
+    script = ("from pathlib import Path\nfrom musicml.ingest import ingest\nfrom musicml.lake import Lake\n"
+              f"root = Path({str(tmp_path)!r})\n"
+              "print(ingest(Lake(root=root / 'lake', raw_dir=root / 'raw')).parsed)\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"]

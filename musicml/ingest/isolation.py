@@ -25,6 +25,7 @@ import atexit
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -75,6 +76,24 @@ def _worker_environment() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def _no_phantom_main() -> Iterator[None]:
+    """While a worker is started: hide a main module's ``__file__`` that names no file (a script
+    read from stdin, ``python - < script``, has ``<stdin>``). A spawned child runs the parent's
+    main file again before its target; that one's does not exist, so the child would die before
+    starting (the workers need nothing of the main module: their target is this module's)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None or os.path.exists(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 class Progress:
@@ -175,7 +194,7 @@ class _Worker:
         self.progress = Progress(shared)
         self.proc = ctx.Process(target=target, args=(child, memory_bytes, shared), daemon=True,
                                 name="musicml-ingest-worker")
-        with _worker_environment():
+        with _worker_environment(), _no_phantom_main():
             self.proc.start()
         child.close()
         self.ready = False
