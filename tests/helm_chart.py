@@ -30,14 +30,13 @@ _RUN_K8S_CONFIG = {"containerConfig": "container_config", "podSpecConfig": "pod_
                    "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
                    "jobMetadata": "job_metadata"}
 # a dagster-user-deployments deployment: what the container context takes of it, and what else the
-# subchart reads of it (for the code server's own pod)
+# subchart's deployment-user.yaml reads of it (for the code server's own pod)
 _CONTEXT_AS_IS = {"volumeMounts": "volume_mounts", "volumes": "volumes", "labels": "labels",
                   "resources": "resources", "schedulerName": "scheduler_name"}
 _DEPLOYMENT_KEYS = {*_CONTEXT_AS_IS, "name", "image", "dagsterApiGrpcArgs", "codeServerArgs", "port", "env",
                     "envConfigMaps", "envSecrets", "includeConfigInLaunchedRuns", "annotations",
                     "sidecarContainers", "initContainers", "nodeSelector", "affinity", "tolerations",
-                    "podSecurityContext", "securityContext", "replicaCount", "livenessProbe", "readinessProbe",
-                    "startupProbe", "service", "deploymentLabels", "deploymentStrategy"}
+                    "podSecurityContext", "securityContext", "livenessProbe", "readinessProbe", "startupProbe"}
 
 
 def _known(values: dict, keys: set[str], where: str) -> None:

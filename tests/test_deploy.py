@@ -239,7 +239,7 @@ def _launch(tmp_path: Path, tags: dict[str, str], job_name: str = "train_job"):
             container_context=helm_chart.container_context(deployment)))
         run = create_run_for_test(instance, job_name=job_name, job_code_origin=origin, tags=tags)
         instance.run_launcher.launch_run(LaunchRunContext(run, None))
-    ((name, _, kwargs),) = [c for c in batch.method_calls if c[0] == "create_namespaced_job"]
+    ((_, _, kwargs),) = [c for c in batch.method_calls if c[0] == "create_namespaced_job"]
     return kwargs["body"], kwargs["namespace"]
 
 
