@@ -212,22 +212,28 @@ def _tags_command_output() -> str:
     return done.stdout
 
 
+def _local_launcher(tmp_path: Path) -> dict:
+    """The run launcher the chart configures from helm-values.yaml, reading a kubeconfig of a
+    cluster on 127.0.0.1 instead of the in-cluster config (no cluster is reached)."""
+    launcher = helm_chart.run_launcher(_values()[0])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG), encoding="utf-8")
+    launcher["config"] |= {"load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    return launcher
+
+
 def _launch(tmp_path: Path, tags: dict[str, str], job_name: str = "train_job"):
     """Launch a ``job_name`` run through the K8sRunLauncher the chart configures from
     helm-values.yaml, from the code location it deploys (image, container context), with ``tags``:
-    the Job sent to the Kubernetes API (captured, never sent) and its namespace. The launcher reads
-    a kubeconfig of a cluster on 127.0.0.1 instead of the in-cluster config (no cluster is reached)."""
+    the Job sent to the Kubernetes API (captured, never sent) and its namespace (:func:`_local_launcher`)."""
     from unittest import mock
 
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.launcher import LaunchRunContext
     from dagster._core.test_utils import create_run_for_test, instance_for_test
 
-    values, deployment = _values()
-    launcher = helm_chart.run_launcher(values)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG), encoding="utf-8")
-    launcher["config"] |= {"load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    _, deployment = _values()
+    launcher = _local_launcher(tmp_path)
     batch = mock.MagicMock()
     with mock.patch("kubernetes.client.BatchV1Api", return_value=batch), \
             instance_for_test(overrides={"run_launcher": launcher}) as instance:
@@ -262,10 +268,7 @@ def test_helm_values_use_only_settings_the_chart_reads() -> None:
 def test_the_run_launcher_the_chart_configures_is_a_valid_k8s_run_launcher(k8s, tmp_path) -> None:
     from dagster._core.test_utils import instance_for_test
 
-    values, _ = _values()
-    launcher = helm_chart.run_launcher(values)
-    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(KUBECONFIG), encoding="utf-8")
-    launcher["config"] |= {"load_incluster_config": False, "kubeconfig_file": str(tmp_path / "kubeconfig")}
+    launcher = _local_launcher(tmp_path)
     with instance_for_test(overrides={"run_launcher": launcher}) as instance:
         assert isinstance(instance.run_launcher, k8s.K8sRunLauncher)  # its config checked by Dagster
         assert instance.run_launcher.env_secrets == ["musicml-env"]
