@@ -15,7 +15,7 @@ from test_miditext import assert_round_trip
 
 from musicml.formats import get_format
 from musicml.formats.midi import text as miditext
-from musicml.formats.midi.columns import note_columns
+from musicml.formats.midi.columns import _sort_kind, note_columns, sort_keys
 from musicml.formats.midi.format import MidiPiece, midi_title, path_stem
 from musicml.formats.midi.text import encode
 from musicml.ingest.note_table import (
@@ -105,6 +105,26 @@ def test_piece_stats_from_columns() -> None:
     empty.tracks.append(Track("silence", 0, False))
     assert piece_stats(empty, note_columns(empty)) == piece_stats(empty)
     assert piece_stats(empty)["n_tracks"] == 0 and piece_stats(empty)["min_pitch"] is None
+    drums = Score(480)  # the pitch range counts pitched tracks only: none here
+    kit = Track("kit", 0, True)
+    kit.notes.append(Note(0, 120, 36, 100))
+    drums.tracks.append(kit)
+    assert piece_stats(drums, note_columns(drums)) == piece_stats(drums)
+    assert piece_stats(drums)["min_pitch"] is None and piece_stats(drums)["n_tracks"] == 1
+    bass = Track("bass", 33, False)
+    for pitch in (40, 28, 52):
+        bass.notes.append(Note(0, 120, pitch, 90))
+    drums.tracks.append(bass)
+    stats = piece_stats(drums, note_columns(drums))
+    assert stats == piece_stats(drums) and (stats["min_pitch"], stats["max_pitch"]) == (28, 52)
+
+
+def test_sort_keys_sorts_as_numpy_whichever_sort_it_takes() -> None:
+    rng = np.random.default_rng(1)
+    key = np.concatenate([np.sort(rng.integers(0, 1 << 50, n)) for n in (500, 3, 0, 900)])
+    expected = np.sort(key)
+    sort_keys(key)
+    assert np.array_equal(key, expected) and _sort_kind() in ("stable", "quicksort")
 
 
 def test_columns_of_empty_and_mixed_tracks() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["resampled_keys", "gather_sorted", "KERNELS"]
+__all__ = ["resampled_keys", "gather_sorted", "pitched_range", "KERNELS"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -89,4 +89,19 @@ def gather_sorted(order, key_bits, onset, dur, pitch, velocity, track, programs,
     return t_out, prog, drum, on, du, pi, ve
 
 
-KERNELS = (resampled_keys, gather_sorted)
+@njit(cache=True, nogil=True)
+def pitched_range(pitch, track, drums):  # pragma: no cover - compiled
+    """The lowest and highest pitch of the notes not on a drum track (``drums[track]``), and how
+    many there are (0: the range is meaningless). One pass: numpy's mask, ``min`` and ``max``
+    cost ~9 us a POP909 file, this ~2."""
+    lo, hi, n = np.int64(127), np.int64(-128), 0
+    for i in range(len(pitch)):
+        if not drums[track[i]]:
+            p = np.int64(pitch[i])
+            lo = min(lo, p)
+            hi = max(hi, p)
+            n += 1
+    return lo, hi, n
+
+
+KERNELS = (resampled_keys, gather_sorted, pitched_range)

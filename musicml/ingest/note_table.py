@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import symusic
 
-from musicml.formats.midi.columns import NoteColumns, note_columns
+from musicml.formats.midi.columns import NoteColumns, note_columns, sort_keys
 from musicml.ingest import note_kernels
 
 TPQ = 24
@@ -63,7 +63,7 @@ def sorted_note_arrays(score: symusic.Score, columns: NoteColumns | None = None)
     c = note_columns(score) if columns is None else columns
     onset, dur, key = _table_times(c)
     if len(key) == len(onset):
-        key.sort()  # distinct keys (the index is in their low bits): any sort is stable
+        sort_keys(key)  # distinct keys (the index is in their low bits): any sort is stable
         order, bits = key, max(1, len(c.time).bit_length())
     else:
         order, bits = np.lexsort((c.track, c.pitch, onset)), 0
@@ -152,8 +152,10 @@ def piece_stats(score: symusic.Score, columns: NoteColumns | None = None) -> dic
         pitched = [t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum and len(t.notes)]
         pitches = np.concatenate(pitched) if pitched else np.zeros(0, dtype=np.int16)
         n_tracks = sum(1 for t in score.tracks if len(t.notes))
+        lo, hi = (int(pitches.min()), int(pitches.max())) if len(pitches) else (None, None)
     else:
-        pitches = columns.pitch[~columns.drums[columns.track]] if columns.drums.any() else columns.pitch
+        low, high, pitched = note_kernels.pitched_range(columns.pitch, columns.track, columns.drums)
+        lo, hi = (int(low), int(high)) if pitched else (None, None)
         n_tracks = int(np.count_nonzero(columns.counts))
     quarters = score.end() / max(score.ticks_per_quarter, 1)
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
@@ -163,8 +165,8 @@ def piece_stats(score: symusic.Score, columns: NoteColumns | None = None) -> dic
         "n_tracks": int(n_tracks),
         "quarters": float(quarters),
         "seconds": float(quarters * 60.0 / tempo) if tempo > 0 else None,
-        "min_pitch": int(pitches.min()) if len(pitches) else None,
-        "max_pitch": int(pitches.max()) if len(pitches) else None,
+        "min_pitch": lo,
+        "max_pitch": hi,
         "tempo": tempo,
         "time_signature": f"{ts.numerator}/{ts.denominator}" if ts else "4/4",
     }

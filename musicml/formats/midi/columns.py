@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import symusic
 
-__all__ = ["NoteColumns", "note_columns"]
+__all__ = ["NoteColumns", "note_columns", "sort_keys"]
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared by identity
@@ -123,3 +123,35 @@ def _states_readable() -> bool:
     slow = _from_numpy([notes])
     return fast is not None and fast[4].tolist() == [4, 0] and all(
         np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(fast[:4], slow[:4], strict=True))
+
+
+def sort_keys(key: np.ndarray) -> None:
+    """Sort distinct int64 keys in place (the MIDI text's and the note table's: each note's key
+    with its index in the low bits, so any sort gives the one order), with the faster of numpy's
+    sorts on this machine (:func:`_sort_kind`)."""
+    key.sort(kind=_sort_kind())
+
+
+@lru_cache(maxsize=1)
+def _sort_kind() -> str:
+    """``"stable"`` or ``"quicksort"``, whichever sorts keys shaped as a score's are faster here,
+    timed once per process (~1 ms). A score's keys come track by track, each track's mostly in
+    time order: a few long sorted runs, which the stable sort (timsort) merges in O(n log runs).
+    Measured on POP909 and its versions (2026-12-07, a 2-core AMD EPYC without AVX-512): the
+    text's keys 24.1 -> 12.2 us a file, the note table's 16.9 -> 8.5; where numpy's quicksort is
+    AVX-512's vectorized sort it may be the faster, hence the timing rather than a fixed choice."""
+    import time
+
+    rng = np.random.default_rng(0)
+    runs = [np.sort(rng.integers(0, 1 << 40, 700)) for _ in range(3)]  # three tracks of 700 notes
+    sample = np.concatenate(runs)
+    best = {}
+    for kind in ("stable", "quicksort"):
+        times = []
+        for _ in range(5):
+            a = sample.copy()
+            t0 = time.perf_counter()
+            a.sort(kind=kind)
+            times.append(time.perf_counter() - t0)
+        best[kind] = min(times)
+    return min(best, key=best.get)

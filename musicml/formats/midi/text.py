@@ -83,7 +83,7 @@ import symusic
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musicml.formats.midi import encode_kernels as kernels
-from musicml.formats.midi.columns import NoteColumns, note_columns
+from musicml.formats.midi.columns import NoteColumns, note_columns, sort_keys
 
 __all__ = [
     "MidiTextError",
@@ -251,7 +251,7 @@ def encode(
         ids = tids.tolist()
         keep = [t for t, i in enumerate(ids) if i >= 0]
         if max_tracks is None or len(keep) <= max_tracks:
-            key.sort()  # the keys are distinct (the index is in their low bits): any sort is stable
+            sort_keys(key)  # the keys are distinct (the index is in their low bits): any sort is stable
             t = score.tempos.numpy()
             body = kernels.write_notes(key, idx_bits, track_bits, pos_bits, key, key, key, key, dur, vel, tids,
                                        c.drums, ts_bar, ts_num, ts_den, t["time"], t["mspq"], tpq, grid, bounds,
@@ -283,7 +283,7 @@ def encode(
     if not len(key):
         return header + "\n"
     if fits:
-        key.sort()  # the keys are distinct (the index is in their low bits): any sort is stable
+        sort_keys(key)  # the keys are distinct (the index is in their low bits): any sort is stable
         order = key
     else:
         order = np.lexsort((pitch, pos, track, bar))
