@@ -93,7 +93,7 @@ def gather_sorted(order, key_bits, onset, dur, pitch, velocity, track, programs,
 def pitched_range(pitch, track, drums):  # pragma: no cover - compiled
     """The lowest and highest pitch of the notes not on a drum track (``drums[track]``), and how
     many there are (0: the range is meaningless). One pass: numpy's mask, ``min`` and ``max``
-    cost ~9 us a POP909 file, this ~2."""
+    cost ~9 us a POP909 file, this ~4 (2026-12-07)."""
     lo, hi, n = np.int64(127), np.int64(-128), 0
     for i in range(len(pitch)):
         if not drums[track[i]]:
